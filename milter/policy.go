@@ -1,0 +1,86 @@
+// Package milter connects rblmilter's lookup engine (package rbl) to MTAs
+// through the milter protocol (github.com/emersion/go-milter): it decides at
+// the SMTP connect stage (or delays the rejection to RCPT TO) and words the
+// SMTP reply.
+package milter
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Action is what a listed client gets.
+type Action uint8
+
+const (
+	// ActionReject answers with the 5xx reply template.
+	ActionReject Action = iota
+	// ActionTempfail answers 4xx: the sender retries later.
+	ActionTempfail
+	// ActionTag accepts the message but adds a header at end of message.
+	ActionTag
+	// ActionLog only logs the decision (dry run) and accepts.
+	ActionLog
+)
+
+// Stage is where a rejection is delivered.
+type Stage uint8
+
+const (
+	// StageConnect rejects at connect: cheapest, but MTAs hide the reply
+	// text (Postfix answers a generic 554, Sendmail drops it).
+	StageConnect Stage = iota
+	// StageRcpt delays the rejection to RCPT TO, so the reply text reaches
+	// the sender and exempt recipients/authenticated clients can pass.
+	// The lookup still starts at connect.
+	StageRcpt
+)
+
+// Policy is the milter-side configuration; it is swapped atomically with
+// the rbl.Checker on reload.
+type Policy struct {
+	Action Action
+	Stage  Stage
+	// Reply is the template for rejections, with {ip}, {list}, {code},
+	// {txt}, {score}. It must start with a 5xx code and an enhanced
+	// status code of class 5 ("554 5.7.1 ...").
+	Reply string
+	// TempfailReply is used when the verdict is rbl.Tempfail or the action
+	// is ActionTempfail; empty means a built-in 451 4.7.1 text.
+	TempfailReply string
+	// ExemptRecipients are never refused at StageRcpt: a local part
+	// ("postmaster") matches any domain, a full address only itself.
+	// Compared case-insensitively.
+	ExemptRecipients []string
+	// SkipAuthenticated lets SMTP AUTH sessions through at StageRcpt.
+	SkipAuthenticated bool
+	// Skip networks are never looked up (accepted), Allow networks are
+	// always accepted, Block networks always refused.
+	Skip, Allow, Block []netip.Prefix
+	// Timeout is the whole-connection budget for the lookup.
+	Timeout time.Duration
+	// Header is the header name added by ActionTag. Default "X-RBL".
+	Header string
+	// PostscreenLog adds a postscreen-shaped log line
+	// "DNSBL rank N for [IP]:PORT" for fail2ban.
+	PostscreenLog bool
+}
+
+// DefaultReply is the reply template used when Policy.Reply is empty.
+const DefaultReply = "554 5.7.1 Service unavailable; Client host [{ip}] blocked using {list}; {txt}"
+
+// DefaultSkip returns the networks that are never looked up by default:
+// loopback, RFC 1918, link-local, ULA and CGNAT.
+func DefaultSkip() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range []string{
+		"127.0.0.0/8", "::1/128",
+		"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+		"169.254.0.0/16", "fe80::/10",
+		"fc00::/7",
+		"100.64.0.0/10",
+	} {
+		out = append(out, netip.MustParsePrefix(s))
+	}
+	return out
+}

@@ -1,0 +1,158 @@
+package rbl
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Outcome is how one list lookup ended. Every lookup ends in exactly one.
+type Outcome uint8
+
+const (
+	// Pending means the lookup had not finished when the verdict was
+	// decided (early decision, or the caller's deadline).
+	Pending Outcome = iota
+	// NotListed is NXDOMAIN, or NOERROR without A records, or A records
+	// in 127.0.0.0/8 that match none of the list's filters.
+	NotListed
+	// Listed is one or more A records in 127.0.0.0/8 that pass the filters.
+	Listed
+	// Refused is a known operator error code (127.255.255.0/24,
+	// 127.0.1.255, 127.0.0.255): the operator refuses to answer us. Never a
+	// listing.
+	Refused
+	// Bogus is an A record outside 127.0.0.0/8: a resolver that rewrites
+	// NXDOMAIN. Never a listing.
+	Bogus
+	// Error is SERVFAIL, REFUSED, a network error or a malformed answer,
+	// handled by the list's failure policy.
+	Error
+	// Timeout is a lookup that ran out of time, handled like Error.
+	Timeout
+	// Disabled means the list was not asked: it is marked unhealthy, or
+	// the address family is switched off for it.
+	Disabled
+)
+
+// FailurePolicy says what a DNS failure (Error, Timeout) of a list does to
+// the verdict.
+type FailurePolicy uint8
+
+const (
+	// FailIgnore (the default) treats the failed list as not listed:
+	// mail is never refused because DNS is down.
+	FailIgnore FailurePolicy = iota
+	// FailTempfail makes the verdict Tempfail when the failed list could
+	// have changed the decision.
+	FailTempfail
+)
+
+// Decision is the overall answer for one client.
+type Decision uint8
+
+const (
+	// Accept: the score stayed below the threshold.
+	Accept Decision = iota
+	// Reject: the score reached the threshold.
+	Reject
+	// Tempfail: a list with FailTempfail failed and could have changed
+	// the decision.
+	Tempfail
+	// Allowlisted: the score fell to the allowlist threshold or below.
+	Allowlisted
+)
+
+// List is one list entry: a DNS zone plus how its answers are scored. The
+// same zone may appear in several entries with different filters (as in
+// postscreen_dnsbl_sites); they share one DNS query per client.
+type List struct {
+	// Zone is the DNS zone queried, without the key (e.g. zen.spamhaus.org).
+	Zone string
+	// Name is what replies, logs and errors show. Defaults to Zone.
+	Name string
+	// Key is a DQS-style access key prepended as a label to every query.
+	// It is a secret: it never appears in any output.
+	Key string
+	// Weight is added once when any filter without its own weight matches
+	// (or, with no filters, when the answer is a listing at all).
+	Weight int
+	// Filters select which 127.0.0.0/8 answers count. Empty means every
+	// answer that is not an error code counts.
+	Filters []Filter
+	// Timeout bounds this list's lookup; 0 means Config.Timeout.
+	Timeout time.Duration
+	// IPv4 and IPv6 switch the list on for each address family.
+	IPv4, IPv6 bool
+	// OnError is the failure policy.
+	OnError FailurePolicy
+	// Shadow lists are looked up, scored and reported, but never counted.
+	Shadow bool
+	// Monitor enables RFC 5782 health probes for this list.
+	Monitor bool
+}
+
+// Filter matches A-record answers of a list. It is one of: a postscreen
+// pattern (127.0.0.[2..11]), a CIDR (127.0.0.0/24) or an Exim-style bitmask
+// (&0.0.0.4). Build one with ParseFilter.
+type Filter struct {
+	// Weight, when HasWeight, replaces List.Weight for this filter.
+	Weight    int
+	HasWeight bool
+	// unexported matcher state lives in filter.go
+	matcher filterMatcher
+	text    string
+}
+
+// Config is the engine's configuration. Defaults are applied by NewChecker.
+type Config struct {
+	Lists []List
+	// Threshold: reject when the score is >= Threshold. Default 1.
+	Threshold int
+	// AllowlistThreshold, when negative, accepts (Allowlisted) as soon as
+	// the score is certain to be <= it. 0 disables it.
+	AllowlistThreshold int
+	// Timeout is the default per-list timeout. Default 5s.
+	Timeout time.Duration
+	// FetchTXT asks for the TXT record of listed answers.
+	FetchTXT bool
+}
+
+// Result is one list entry's part of a Verdict.
+type Result struct {
+	// List points at the entry in the Checker's configuration.
+	List *List
+	Outcome Outcome
+	// Codes are every A record of the answer (Listed, Refused, Bogus).
+	Codes []netip.Addr
+	// TXT is the list's TXT record, when fetched.
+	TXT string
+	// Weight is what this entry added to the score (0 unless counted).
+	Weight int
+	// Duration of the lookup; 0 when served from the cache.
+	Duration time.Duration
+	Cached bool
+	// Err describes Error/Timeout outcomes; it never contains the key.
+	Err error
+}
+
+// Verdict is the answer for one client address. A listing is a value here,
+// not an error.
+type Verdict struct {
+	IP       netip.Addr
+	Decision Decision
+	Score    int
+	// Early is true when the decision was taken before every list answered.
+	Early    bool
+	Results  []Result
+	Duration time.Duration
+}
+
+// Resolver sends one DNS question and returns the answer. It returns a
+// response only for NOERROR and NXDOMAIN; every other rcode, a timeout or a
+// network failure is an error.
+type Resolver interface {
+	Query(ctx context.Context, name string, qtype uint16) (*dns.Msg, error)
+}
