@@ -1,0 +1,258 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/rblmilter/rblmilter/milter"
+	"github.com/rblmilter/rblmilter/rbl"
+)
+
+// refusingResolver answers every query with an error; it lets the engine
+// validate a config without sending DNS queries.
+type refusingResolver struct{}
+
+func (refusingResolver) Query(context.Context, string, uint16) (*dns.Msg, error) {
+	return nil, errors.New("config check: no DNS queries")
+}
+
+// checkReport is one address's result, as printed by `rblmilter check`.
+type checkReport struct {
+	IP string `json:"ip"`
+	// Decision is accept, reject, tempfail or allowlisted from the
+	// engine, or skipped, allowed or blocked from the policy's networks.
+	Decision  string       `json:"decision"`
+	Network   string       `json:"network,omitempty"`
+	Score     int          `json:"score"`
+	Threshold int          `json:"threshold"`
+	Early     bool         `json:"early"`
+	Duration  float64      `json:"duration_ms"`
+	Lists     []listReport `json:"lists"`
+}
+
+type listReport struct {
+	Name     string   `json:"name"`
+	Outcome  string   `json:"outcome"`
+	Codes    []string `json:"codes"`
+	TXT      string   `json:"txt,omitempty"`
+	Weight   int      `json:"weight"`
+	Shadow   bool     `json:"shadow,omitempty"`
+	Duration float64  `json:"duration_ms"`
+	Cached   bool     `json:"cached"`
+	Error    string   `json:"error,omitempty"`
+}
+
+// refuses reports whether the daemon would not accept the client.
+func (r *checkReport) refuses() bool {
+	switch r.Decision {
+	case "reject", "tempfail", "blocked":
+		return true
+	}
+	return false
+}
+
+// runCheck is `rblmilter check [-config FILE] [-json] IP...`: it looks the
+// addresses up with the daemon's engine and policy networks. Exit 0 when
+// every address would be accepted, 1 when any would be refused, 2 on bad
+// input.
+func runCheck(args []string, configPath string, env environment) int {
+	fs := flag.NewFlagSet("rblmilter check", flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	fs.StringVar(&configPath, "config", configPath, "config `FILE` (TOML)")
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: rblmilter check [-config FILE] [-json] IP...\n\n"+
+			"Looks each address up as the daemon would and prints every list's answer,\n"+
+			"the score and the decision. Exit 0: all accepted, 1: any refused, 2: bad input.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	// Flags may also follow the addresses: `check 192.0.2.1 -json`.
+	var ipArgs []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return exitOK
+			}
+			return exitUsage
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		ipArgs = append(ipArgs, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(ipArgs) == 0 {
+		fmt.Fprintln(env.stderr, "rblmilter check: no IP address given")
+		fs.Usage()
+		return exitUsage
+	}
+	var ips []netip.Addr
+	for _, a := range ipArgs {
+		ip, err := netip.ParseAddr(strings.TrimPrefix(a, "IPv6:"))
+		if err != nil || ip.Zone() != "" {
+			fmt.Fprintf(env.stderr, "rblmilter check: %q is not an IP address\n", a)
+			return exitUsage
+		}
+		ips = append(ips, ip.Unmap())
+	}
+
+	cfg, err := loadConfig(configPath, env.defaultConfig, env.parseEnv(""))
+	if err != nil {
+		printConfigError(env.stderr, configPath, env.defaultConfig, err)
+		return exitUsage
+	}
+	logger := newLogger(env.stderr, cfg.Log, nil)
+	resolver, err := rbl.NewResolver(rbl.ResolverConfig{Servers: cfg.Resolvers})
+	if err != nil {
+		fmt.Fprintf(env.stderr, "rblmilter check: resolvers: %v\n", err)
+		return exitUsage
+	}
+	engine := cfg.Engine
+	engine.FetchTXT = true
+	checker, err := rbl.NewChecker(engine, rbl.Options{Resolver: resolver, Logger: logger})
+	if err != nil {
+		fmt.Fprintf(env.stderr, "rblmilter check: %s: %v\n", cfg.Source, err)
+		return exitUsage
+	}
+	defer checker.Close()
+
+	// The root of every lookup's deadline; each address then gets the
+	// budget one milter session gets.
+	ctx := context.Background()
+	reports := make([]checkReport, 0, len(ips))
+	code := exitOK
+	for _, ip := range ips {
+		r := checkOne(ctx, checker, &cfg.Policy, engine.Threshold, ip)
+		if r.refuses() {
+			code = exitError
+		}
+		reports = append(reports, r)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(env.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(reports); err != nil {
+			fmt.Fprintf(env.stderr, "rblmilter check: %v\n", err)
+			return exitError
+		}
+	} else {
+		printReports(env.stdout, reports)
+	}
+	return code
+}
+
+// checkOne decides for ip the way a milter session does: the policy's
+// networks first (in the milter's order: skip, allow, block), then the
+// lists within the whole-connection budget.
+func checkOne(ctx context.Context, checker *rbl.Checker, pol *milter.Policy, threshold int, ip netip.Addr) checkReport {
+	r := checkReport{IP: ip.String(), Threshold: threshold, Lists: []listReport{}}
+	for _, n := range []struct {
+		decision string
+		nets     []netip.Prefix
+	}{{"skipped", pol.Skip}, {"allowed", pol.Allow}, {"blocked", pol.Block}} {
+		for _, p := range n.nets {
+			if p.Contains(ip) {
+				r.Decision, r.Network = n.decision, p.String()
+				return r
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, pol.Timeout)
+	defer cancel()
+	v := checker.Check(ctx, ip)
+	r.Decision = v.Decision.String()
+	r.Score = v.Score
+	r.Early = v.Early
+	r.Duration = ms(v.Duration)
+	for _, res := range v.Results {
+		lr := listReport{
+			Name:     res.List.String(),
+			Outcome:  res.Outcome.String(),
+			Codes:    []string{},
+			TXT:      res.TXT,
+			Weight:   res.Weight,
+			Shadow:   res.List.Shadow,
+			Duration: ms(res.Duration),
+			Cached:   res.Cached,
+		}
+		for _, c := range res.Codes {
+			lr.Codes = append(lr.Codes, c.String())
+		}
+		if res.Err != nil {
+			lr.Error = res.Err.Error()
+		}
+		r.Lists = append(r.Lists, lr)
+	}
+	return r
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func printReports(w io.Writer, reports []checkReport) {
+	for i, r := range reports {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		if r.Network != "" {
+			fmt.Fprintf(w, "%s: %s (in %s; no lookup)\n", r.IP, r.Decision, r.Network)
+			continue
+		}
+		early := ""
+		if r.Early {
+			early = ", decided early"
+		}
+		fmt.Fprintf(w, "%s: %s (score %d, threshold %d, %s%s)\n", r.IP, r.Decision, r.Score, r.Threshold, fmtMS(r.Duration), early)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  LIST\tOUTCOME\tCODES\tWEIGHT\tTIME\tTXT")
+		for _, l := range r.Lists {
+			codes := strings.Join(l.Codes, ",")
+			if codes == "" {
+				codes = "-"
+			}
+			t := fmtMS(l.Duration)
+			if l.Cached {
+				t = "cached"
+			}
+			name := l.Name
+			if l.Shadow {
+				name += " (shadow)"
+			}
+			txt := l.TXT
+			if l.Error != "" {
+				txt = l.Error
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\t%s\n", name, l.Outcome, codes, l.Weight, t, txt)
+		}
+		tw.Flush()
+	}
+}
+
+func fmtMS(v float64) string {
+	return time.Duration(v * float64(time.Millisecond)).Round(100 * time.Microsecond).String()
+}
+
+// newLogger builds the daemon's logger; level, when non-nil, makes the
+// level changeable on reload.
+func newLogger(w io.Writer, c logConfig, level *slog.LevelVar) *slog.Logger {
+	var lv slog.Leveler = c.Level
+	if level != nil {
+		level.Set(c.Level)
+		lv = level
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if c.JSON {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

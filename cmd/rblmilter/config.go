@@ -1,0 +1,539 @@
+package main
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/user"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/rblmilter/rblmilter/milter"
+	"github.com/rblmilter/rblmilter/rbl"
+)
+
+// defaultConfigFile is the config used when there is no -config flag and
+// no file at the default path, so that `go run ./cmd/rblmilter` works on a
+// fresh machine.
+//
+//go:embed default.toml
+var defaultConfigFile []byte
+
+// embeddedSource names the embedded default config in messages.
+const embeddedSource = "embedded default config"
+
+// Defaults of the config keys. They are applied only in parseConfig.
+const (
+	defaultListen         = "inet:127.0.0.1:8890"
+	defaultSocketMode     = 0o660
+	defaultTimeout        = 5 * time.Second
+	defaultDrainTimeout   = 10 * time.Second
+	defaultThreshold      = 1
+	defaultTempfailReply  = "451 4.7.1 Service temporarily unavailable; Client host [{ip}] could not be checked"
+	defaultHeader         = "X-RBL"
+	defaultHealthInterval = 5 * time.Minute
+	defaultCacheSize      = 100000
+	defaultMinTTL         = 60 * time.Second
+	defaultMaxTTL         = time.Hour
+	defaultMetricsListen  = "127.0.0.1:9890"
+)
+
+func defaultExemptRecipients() []string { return []string{"postmaster", "abuse"} }
+
+// daemonConfig is a validated configuration with every default applied,
+// converted to what the rbl and milter packages take.
+type daemonConfig struct {
+	// Source is the file it was read from, or embeddedSource.
+	Source string
+
+	Listen milter.SocketSpec
+	// ListenText is the spec as written, for messages.
+	ListenText string
+	Socket milter.SocketOptions
+	// Resolvers are "host:port"; when the file has none they come from
+	// resolv.conf.
+	Resolvers []string
+	Engine    rbl.Config
+	// Cache is nil when [cache] size = 0 switches caching off.
+	Cache          *rbl.CacheConfig
+	Policy         milter.Policy
+	DrainTimeout   time.Duration
+	HealthInterval time.Duration
+	// User and Group are who the daemon becomes after binding its sockets.
+	User, Group string
+	Log         logConfig
+	Metrics     metricsConfig
+}
+
+type logConfig struct {
+	// JSON selects slog's JSON handler instead of its text handler.
+	JSON  bool
+	Level slog.Level
+}
+
+type metricsConfig struct {
+	// Listen is "host:port"; empty disables the HTTP listener.
+	Listen string
+	Pprof  bool
+}
+
+// parseEnv is what parseConfig needs from the machine, injectable for
+// tests.
+type parseEnv struct {
+	// ResolvConf is read when the config lists no resolvers.
+	ResolvConf string
+	// ListenOverride is the -listen flag; it replaces the listen key.
+	ListenOverride string
+	// LookupUser and LookupGroup check that names in the config exist.
+	LookupUser  func(name string) error
+	LookupGroup func(name string) error
+	// keys, when non-nil, receives every key path the schema knows.
+	keys map[string]bool
+}
+
+// configError lists every problem found in a config file.
+type configError struct {
+	Problems []string
+}
+
+func (e *configError) Error() string { return strings.Join(e.Problems, "\n") }
+
+// loadConfig reads the config from path; an empty path means defaultPath
+// when that file exists, else the embedded default.
+func loadConfig(path, defaultPath string, env parseEnv) (*daemonConfig, error) {
+	data, source, err := readConfig(path, defaultPath)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := parseConfig(data, env)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Source = source
+	return cfg, nil
+}
+
+func readConfig(path, defaultPath string) (data []byte, source string, err error) {
+	if path == "" {
+		data, err := os.ReadFile(defaultPath)
+		if errors.Is(err, fs.ErrNotExist) {
+			return defaultConfigFile, embeddedSource, nil
+		}
+		// An existing but unreadable default file is an error, not a
+		// reason to run silently on the embedded default.
+		return data, defaultPath, err
+	}
+	data, err = os.ReadFile(path)
+	return data, path, err
+}
+
+// parseConfig decodes and validates a TOML config. It reports every
+// problem it finds, each naming the key path and the bad value.
+func parseConfig(data []byte, env parseEnv) (*daemonConfig, error) {
+	var values map[string]any
+	if _, err := toml.Decode(string(data), &values); err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, &configError{[]string{fmt.Sprintf("line %d, column %d: %s", pe.Position.Line, pe.Position.Col, pe.Message)}}
+		}
+		return nil, &configError{[]string{err.Error()}}
+	}
+	p := &problems{keys: env.keys}
+	root := newTable(p, "", "", values)
+	cfg := &daemonConfig{}
+
+	listenKey, listen := "listen", root.str("listen", defaultListen)
+	if env.ListenOverride != "" {
+		listenKey, listen = "-listen", env.ListenOverride
+	}
+	if spec, err := milter.ParseSocket(listen); err != nil {
+		p.addf(listenKey, "%s", err)
+	} else {
+		cfg.Listen, cfg.ListenText = spec, listen
+	}
+	cfg.Socket.Mode = socketMode(root)
+	cfg.Socket.Owner = account(root, "socket_owner", env.LookupUser, "user")
+	cfg.Socket.Group = account(root, "socket_group", env.LookupGroup, "group")
+	cfg.User = account(root, "user", env.LookupUser, "user")
+	cfg.Group = account(root, "group", env.LookupGroup, "group")
+
+	cfg.Resolvers = resolvers(root, env.ResolvConf)
+
+	timeout := root.duration("timeout", defaultTimeout, time.Millisecond)
+	cfg.DrainTimeout = root.duration("drain_timeout", defaultDrainTimeout, 0)
+	cfg.HealthInterval = root.duration("health_interval", defaultHealthInterval, time.Second)
+
+	cfg.Engine.Timeout = timeout
+	cfg.Engine.Threshold = root.integer("threshold", defaultThreshold)
+	if cfg.Engine.Threshold < 1 {
+		p.addf("threshold", "%d must be at least 1 (a client is rejected when its score reaches it)", cfg.Engine.Threshold)
+	}
+	cfg.Engine.AllowlistThreshold = root.integer("allowlist_threshold", 0)
+	if cfg.Engine.AllowlistThreshold > 0 {
+		p.addf("allowlist_threshold", "%d must be negative, or 0 to switch it off", cfg.Engine.AllowlistThreshold)
+	}
+
+	cfg.Policy = policy(root, timeout)
+	cfg.Engine.FetchTXT = strings.Contains(cfg.Policy.Reply, "{txt}") || strings.Contains(cfg.Policy.TempfailReply, "{txt}")
+
+	cfg.Engine.Lists = append(sites(root), lists(root, timeout)...)
+	cacheTable := root.sub("cache")
+	logTable := root.sub("log")
+	metricsTable := root.sub("metrics")
+	root.finish()
+
+	if len(cfg.Engine.Lists) == 0 && len(p.list) == 0 {
+		p.addf("", "no DNS lists configured: set sites or add a [[list]] table")
+	}
+	cfg.Cache = cacheConfig(cacheTable)
+	cfg.Log = logSettings(logTable)
+	cfg.Metrics = metricsSettings(metricsTable)
+
+	if len(p.list) > 0 {
+		return nil, &configError{p.list}
+	}
+	return cfg, nil
+}
+
+func socketMode(t *table) os.FileMode {
+	v, ok := t.get("socket_mode")
+	if !ok {
+		return defaultSocketMode
+	}
+	var mode int64
+	var err error
+	switch x := v.(type) {
+	case string:
+		// Written as in chmod: "0660" or "660", always octal.
+		mode, err = strconv.ParseInt(x, 8, 32)
+	case int64:
+		// A TOML octal literal (0o660).
+		mode = x
+	default:
+		err = errors.New("not a mode")
+	}
+	if err != nil || mode < 0 || mode > 0o777 {
+		t.p.addf("socket_mode", "%s is not a file mode (like \"0660\")", show(v))
+		return defaultSocketMode
+	}
+	return os.FileMode(mode)
+}
+
+// account reads a user or group name (or numeric id) and checks that it
+// exists on this machine.
+func account(t *table, key string, lookup func(string) error, kind string) string {
+	name := t.str(key, "")
+	if name == "" {
+		return ""
+	}
+	if _, err := strconv.Atoi(name); err == nil {
+		return name
+	}
+	if lookup != nil {
+		if err := lookup(name); err != nil {
+			t.p.addf(key, "%q: no such %s", name, kind)
+			return ""
+		}
+	}
+	return name
+}
+
+// lookupUser and lookupGroup are the real account checks.
+func lookupUser(name string) error {
+	_, err := user.Lookup(name)
+	return err
+}
+
+func lookupGroup(name string) error {
+	_, err := user.LookupGroup(name)
+	return err
+}
+
+func resolvers(t *table, resolvConf string) []string {
+	out, _ := t.strings("resolvers", func(_ int, s string) error {
+		_, err := resolverAddress(s)
+		return err
+	})
+	for i, s := range out {
+		out[i], _ = resolverAddress(s)
+	}
+	if len(out) > 0 {
+		return out
+	}
+	if v, _ := t.values["resolvers"].([]any); len(v) > 0 {
+		return nil // every entry was bad and has been reported
+	}
+	servers, err := rbl.ServersFromResolvConf(resolvConf)
+	if err != nil {
+		t.p.addf("resolvers", "empty, so the servers come from %s, which failed: %v", resolvConf, err)
+		return nil
+	}
+	if len(servers) == 0 {
+		t.p.addf("resolvers", "empty, and %s has no nameserver lines", resolvConf)
+	}
+	return servers
+}
+
+// resolverAddress turns "IP", "IP:PORT" or "[IPv6]:PORT" into
+// "host:port". Host names are refused: resolving the resolver would need
+// a resolver.
+func resolverAddress(s string) (string, error) {
+	if ip, err := netip.ParseAddr(s); err == nil && ip.Zone() == "" {
+		return net.JoinHostPort(ip.String(), "53"), nil
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", fmt.Errorf("%q is not an IP address, IP:PORT or [IPv6]:PORT", s)
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || ip.Zone() != "" {
+		return "", fmt.Errorf("%q: %q is not an IP address", s, host)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "", fmt.Errorf("%q: bad port", s)
+	}
+	return net.JoinHostPort(ip.String(), port), nil
+}
+
+func policy(t *table, timeout time.Duration) milter.Policy {
+	pol := milter.Policy{Timeout: timeout}
+	switch t.enum("action", "reject", "reject", "tempfail", "tag", "log") {
+	case "reject":
+		pol.Action = milter.ActionReject
+	case "tempfail":
+		pol.Action = milter.ActionTempfail
+	case "tag":
+		pol.Action = milter.ActionTag
+	case "log":
+		pol.Action = milter.ActionLog
+	}
+	if t.enum("stage", "connect", "connect", "rcpt") == "rcpt" {
+		pol.Stage = milter.StageRcpt
+	}
+	// The templates and the header name are checked by the milter package
+	// itself, one field at a time so that every bad one is reported.
+	pol.Reply = t.str("reply", milter.DefaultReply)
+	checkPolicyField(t.p, milter.Policy{Reply: pol.Reply})
+	pol.TempfailReply = t.str("tempfail_reply", defaultTempfailReply)
+	checkPolicyField(t.p, milter.Policy{TempfailReply: pol.TempfailReply})
+	pol.Header = t.str("header", defaultHeader)
+	if pol.Header == "" {
+		t.p.addf("header", `"" is not a valid header field name`)
+	} else {
+		checkPolicyField(t.p, milter.Policy{Header: pol.Header})
+	}
+
+	exempt, defined := t.strings("exempt_recipients", func(_ int, s string) error {
+		if s == "" || strings.ContainsAny(s, " \t<>") {
+			return fmt.Errorf("%q is not a local part or address (like \"postmaster\" or \"abuse@example.com\")", s)
+		}
+		return nil
+	})
+	if !defined {
+		exempt = defaultExemptRecipients()
+	}
+	pol.ExemptRecipients = exempt
+	pol.SkipAuthenticated = t.boolean("skip_authenticated", true)
+	pol.PostscreenLog = t.boolean("postscreen_log", false)
+
+	var skipDefined bool
+	pol.Skip, skipDefined = prefixes(t, "skip")
+	if !skipDefined {
+		pol.Skip = milter.DefaultSkip()
+	}
+	pol.Allow, _ = prefixes(t, "allow")
+	pol.Block, _ = prefixes(t, "block")
+	return pol
+}
+
+func checkPolicyField(p *problems, partial milter.Policy) {
+	if err := milter.ValidatePolicy(partial); err != nil {
+		p.addf("", "%s", err)
+	}
+}
+
+// prefixes reads a list of CIDR networks; a bare address is one host.
+func prefixes(t *table, key string) ([]netip.Prefix, bool) {
+	var out []netip.Prefix
+	_, defined := t.strings(key, func(_ int, s string) error {
+		pfx, err := parsePrefix(s)
+		if err != nil {
+			return err
+		}
+		out = append(out, pfx)
+		return nil
+	})
+	return out, defined
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if ip, err := netip.ParseAddr(s); err == nil && ip.Zone() == "" {
+		return netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen()), nil
+	}
+	pfx, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not a network (like \"192.0.2.0/24\" or \"2001:db8::/32\")", s)
+	}
+	if pfx.Masked() != pfx {
+		// 10.0.0.1/8 is most likely a typo; guessing could block or
+		// allow far more (or less) than meant.
+		return netip.Prefix{}, fmt.Errorf("%q has host bits set (did you mean %q?)", s, pfx.Masked().String())
+	}
+	return pfx, nil
+}
+
+func sites(t *table) []rbl.List {
+	var out []rbl.List
+	t.strings("sites", func(_ int, s string) error {
+		l, err := rbl.ParseSite(s)
+		if err != nil {
+			return err
+		}
+		out = append(out, l)
+		return nil
+	})
+	return out
+}
+
+func lists(root *table, timeout time.Duration) []rbl.List {
+	var out []rbl.List
+	for _, t := range root.tables("list") {
+		var l rbl.List
+		ok := true
+		l.Zone = strings.TrimSuffix(t.str("zone", ""), ".")
+		if !t.has("zone") {
+			t.p.addf(t.keyPath("zone"), "missing (every [[list]] needs the DNS zone to query)")
+			ok = false
+		} else if err := checkZone(l.Zone); err != nil {
+			t.p.addf(t.keyPath("zone"), "%q %s", l.Zone, err)
+			ok = false
+		}
+		l.Name = t.str("name", l.Zone)
+		l.Key = t.str("key", "")
+		if l.Key != "" && checkLabel(l.Key) != nil {
+			// The key is a secret: never echo it.
+			t.p.addf(t.keyPath("key"), "is not a valid DNS label (letters, digits and '-', at most 63)")
+			ok = false
+		}
+		l.Weight = t.integer("weight", 1)
+		t.strings("filters", func(_ int, s string) error {
+			f, err := rbl.ParseFilter(s)
+			if err != nil {
+				ok = false
+				return err
+			}
+			l.Filters = append(l.Filters, f)
+			return nil
+		})
+		l.Timeout = t.duration("timeout", 0, time.Millisecond)
+		if l.Timeout > timeout {
+			t.p.addf(t.keyPath("timeout"), "%q is longer than the whole-connection timeout %q", l.Timeout.String(), timeout.String())
+		}
+		if t.enum("on_error", "ignore", "ignore", "tempfail") == "tempfail" {
+			l.OnError = rbl.FailTempfail
+		}
+		l.IPv4 = t.boolean("ipv4", true)
+		l.IPv6 = t.boolean("ipv6", true)
+		if !l.IPv4 && !l.IPv6 {
+			t.p.addf(t.path, "ipv4 and ipv6 are both false, so the list would never be asked")
+		}
+		l.Shadow = t.boolean("shadow", false)
+		l.Monitor = t.boolean("monitor", true)
+		t.finish()
+		if ok {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// checkZone accepts a DNS name of letters, digits, '-' and '_' labels.
+func checkZone(zone string) error {
+	if zone == "" {
+		return errors.New("is empty")
+	}
+	if len(zone) > 253 {
+		return errors.New("is longer than 253 characters")
+	}
+	for _, label := range strings.Split(zone, ".") {
+		if err := checkLabel(label); err != nil {
+			return fmt.Errorf("is not a DNS zone: %w", err)
+		}
+	}
+	return nil
+}
+
+func checkLabel(label string) error {
+	if label == "" {
+		return errors.New("empty label")
+	}
+	if len(label) > 63 {
+		return errors.New("label longer than 63 characters")
+	}
+	for _, c := range []byte(label) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return fmt.Errorf("character %q not allowed", c)
+		}
+	}
+	return nil
+}
+
+func cacheConfig(t *table) *rbl.CacheConfig {
+	c := &rbl.CacheConfig{
+		Size:     t.integer("size", defaultCacheSize),
+		MinTTL:   t.duration("min_ttl", defaultMinTTL, time.Second),
+		MaxTTL:   t.duration("max_ttl", defaultMaxTTL, time.Second),
+		ErrorTTL: t.duration("error_ttl", 0, 0),
+	}
+	t.finish()
+	if c.Size < 0 {
+		t.p.addf("cache.size", "%d is negative (0 switches the cache off)", c.Size)
+	}
+	if c.MinTTL > c.MaxTTL {
+		t.p.addf("cache.min_ttl", "%q is longer than cache.max_ttl %q", c.MinTTL.String(), c.MaxTTL.String())
+	}
+	if c.Size == 0 {
+		return nil
+	}
+	return c
+}
+
+func logSettings(t *table) logConfig {
+	var c logConfig
+	c.JSON = t.enum("format", "text", "text", "json") == "json"
+	switch t.enum("level", "info", "debug", "info", "warn", "error") {
+	case "debug":
+		c.Level = slog.LevelDebug
+	case "warn":
+		c.Level = slog.LevelWarn
+	case "error":
+		c.Level = slog.LevelError
+	default:
+		c.Level = slog.LevelInfo
+	}
+	t.finish()
+	return c
+}
+
+func metricsSettings(t *table) metricsConfig {
+	c := metricsConfig{
+		Listen: t.str("listen", defaultMetricsListen),
+		Pprof:  t.boolean("pprof", false),
+	}
+	if c.Listen != "" {
+		_, port, err := net.SplitHostPort(c.Listen)
+		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
+			t.p.addf("metrics.listen", "%q is not HOST:PORT (like \"127.0.0.1:9890\"; \"\" switches metrics off)", c.Listen)
+		}
+	}
+	t.finish()
+	return c
+}

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"syscall"
+
+	"github.com/rblmilter/rblmilter/rbl"
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1 // runtime failure, bad config, or (check) a rejection
+	exitUsage = 2 // bad flags or arguments
+)
+
+// environment is everything run takes from the machine, so that tests can
+// run the whole program in-process.
+type environment struct {
+	stdout, stderr io.Writer
+	// defaultConfig is read when -config is not given and the file exists.
+	defaultConfig string
+	// resolvConf supplies the resolvers when the config has none.
+	resolvConf string
+	// signals starts delivery of SIGHUP, SIGTERM and SIGINT to the daemon
+	// and returns a function that stops it.
+	signals func() (<-chan os.Signal, func())
+	// lookupUser and lookupGroup check account names in the config.
+	lookupUser, lookupGroup func(string) error
+}
+
+func systemEnvironment() environment {
+	return environment{
+		stdout:        os.Stdout,
+		stderr:        os.Stderr,
+		defaultConfig: "/etc/rblmilter/rblmilter.toml",
+		resolvConf:    "/etc/resolv.conf",
+		signals: func() (<-chan os.Signal, func()) {
+			c := make(chan os.Signal, 8)
+			signal.Notify(c, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+			return c, func() { signal.Stop(c) }
+		},
+		lookupUser:  lookupUser,
+		lookupGroup: lookupGroup,
+	}
+}
+
+func (env environment) parseEnv(listenOverride string) parseEnv {
+	return parseEnv{
+		ResolvConf:     env.resolvConf,
+		ListenOverride: listenOverride,
+		LookupUser:     env.lookupUser,
+		LookupGroup:    env.lookupGroup,
+	}
+}
+
+const usageText = `Usage:
+  rblmilter [-config FILE] [-listen SPEC]     run the milter daemon
+  rblmilter -check-config [-config FILE]      validate the config and exit
+  rblmilter check [-config FILE] [-json] IP...  look addresses up as the daemon would
+  rblmilter -version
+
+Without -config, %s is read if it exists, else a built-in
+default (listen inet:127.0.0.1:8890, zen.spamhaus.org, resolvers from %s).
+Signals: SIGHUP reloads the config, SIGTERM/SIGINT drain sessions and stop.
+
+Flags:
+`
+
+// run is the whole program; it returns the exit code.
+func run(args []string, env environment) int {
+	if len(args) > 0 && args[0] == "check" {
+		return runCheck(args[1:], "", env)
+	}
+	fs := flag.NewFlagSet("rblmilter", flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	configPath := fs.String("config", "", "config `FILE` (TOML)")
+	listen := fs.String("listen", "", "milter socket `SPEC`, overriding the config's listen (inet:127.0.0.1:8890, unix:/path, ...)")
+	checkConfig := fs.Bool("check-config", false, "validate the config, print every problem, and exit (0 when valid)")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), usageText, env.defaultConfig, env.resolvConf)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		if fs.Arg(0) == "check" {
+			return runCheck(fs.Args()[1:], *configPath, env)
+		}
+		fmt.Fprintf(env.stderr, "rblmilter: unexpected argument %q (see rblmilter -help)\n", fs.Arg(0))
+		return exitUsage
+	}
+	switch {
+	case *showVersion:
+		fmt.Fprintln(env.stdout, versionString())
+		return exitOK
+	case *checkConfig:
+		return runCheckConfig(*configPath, *listen, env)
+	default:
+		return runDaemon(*configPath, *listen, env)
+	}
+}
+
+// runCheckConfig validates the config as the daemon would at start,
+// without opening sockets or sending DNS queries.
+func runCheckConfig(path, listen string, env environment) int {
+	cfg, err := loadConfig(path, env.defaultConfig, env.parseEnv(listen))
+	if err == nil {
+		err = validateEngine(cfg)
+	}
+	if err != nil {
+		printConfigError(env.stderr, path, env.defaultConfig, err)
+		return exitError
+	}
+	fmt.Fprintf(env.stdout, "%s: OK (%d lists, listen %s)\n", cfg.Source, len(cfg.Engine.Lists), cfg.ListenText)
+	return exitOK
+}
+
+// printConfigError prints one problem per line, each prefixed with the
+// file, so the admin can fix them all in one go.
+func printConfigError(w io.Writer, path, defaultPath string, err error) {
+	source := path
+	if source == "" {
+		source = defaultPath
+	}
+	var ce *configError
+	if errors.As(err, &ce) {
+		for _, p := range ce.Problems {
+			fmt.Fprintf(w, "%s: %s\n", source, p)
+		}
+		return
+	}
+	fmt.Fprintf(w, "rblmilter: %v\n", err)
+}
+
+// validateEngine lets package rbl check the lists the way NewChecker does
+// at start. The resolver refuses every query: nothing leaves the machine.
+func validateEngine(cfg *daemonConfig) error {
+	c, err := rbl.NewChecker(cfg.Engine, rbl.Options{
+		Resolver: refusingResolver{},
+		Logger:   slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		return err
+	}
+	c.Close()
+	return nil
+}
+
+// versionString is the -version output: the release set at build time (or
+// the module version of `go install ...@vX`), the VCS revision when the
+// build recorded one, and the Go version.
+func versionString() string {
+	v := version
+	var vcs []string
+	if info, ok := debug.ReadBuildInfo(); ok {
+		if v == "dev" && info.Main.Version != "" && info.Main.Version != "(devel)" {
+			v = info.Main.Version
+		}
+		settings := map[string]string{}
+		for _, s := range info.Settings {
+			settings[s.Key] = s.Value
+		}
+		if rev := settings["vcs.revision"]; rev != "" {
+			if len(rev) > 12 {
+				rev = rev[:12]
+			}
+			if settings["vcs.modified"] == "true" {
+				rev += "-dirty"
+			}
+			vcs = append(vcs, rev)
+		}
+		if t := settings["vcs.time"]; t != "" {
+			vcs = append(vcs, t)
+		}
+	}
+	vcs = append(vcs, runtime.Version())
+	return fmt.Sprintf("rblmilter %s (%s)", v, strings.Join(vcs, ", "))
+}
