@@ -1,0 +1,442 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-milter"
+	"github.com/miekg/dns"
+)
+
+// Exit codes: run exits 1 when any session failed, so scripts (soak
+// tests) can rely on the status alone.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+// cliEnv is what the commands need from the process, injected so that
+// tests run them in-process.
+type cliEnv struct {
+	stdout, stderr io.Writer
+	// usr1 delivers SIGUSR1: the dns command prints its counters.
+	usr1 <-chan os.Signal
+	// ready, if set, is told each server's bound address (tests use
+	// port 0 and need to learn the port).
+	ready func(addr string)
+}
+
+const usageText = `milterbench measures a milter from outside, the way an MTA uses it.
+
+Usage:
+  milterbench run  [flags] [SOCKET]   drive concurrent milter sessions and report
+  milterbench dns  [flags]            serve generated DNSBL zones for benchmarks
+  milterbench null [flags]            a milter answering ACCEPT at connect (baseline)
+
+SOCKET is an MTA-style milter address: inet:HOST:PORT, inet:PORT@HOST,
+inet6:PORT@[::1], unix:/path or local:/path.
+
+Run "milterbench COMMAND -h" for a command's flags.
+`
+
+func runCLI(ctx context.Context, args []string, env cliEnv) int {
+	if len(args) == 0 {
+		fmt.Fprint(env.stderr, usageText)
+		return exitUsage
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(ctx, args[1:], env)
+	case "dns":
+		return cmdDNS(ctx, args[1:], env)
+	case "null":
+		return cmdNull(ctx, args[1:], env)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(env.stdout, usageText)
+		return exitOK
+	}
+	fmt.Fprintf(env.stderr, "milterbench: unknown command %q\n\n%s", args[0], usageText)
+	return exitUsage
+}
+
+// newFlagSet makes a flag set whose -h prints a usage header first.
+func newFlagSet(name, synopsis string, env cliEnv) *flag.FlagSet {
+	fs := flag.NewFlagSet("milterbench "+name, flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: milterbench %s\n\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags returns the exit code to use when parsing ends the command.
+func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, false
+		}
+		return exitUsage, false
+	}
+	return 0, true
+}
+
+func usageErr(env cliEnv, cmd string, err error) int {
+	fmt.Fprintf(env.stderr, "milterbench %s: %v\n", cmd, err)
+	return exitUsage
+}
+
+func cmdRun(ctx context.Context, args []string, env cliEnv) int {
+	fs := newFlagSet("run", "run [flags] [SOCKET]\n\nDrives concurrent milter sessions like Postfix's smtpd: a new connection per\nclient, negotiate, connect macros, CONNECT with the client IP, the verdict,\nthen close. Client IPs come from a mix; an IP is \"listed\" when it lies in\n-listed-net, the rule \"milterbench dns\" answers by. Exit status 1 if any\nsession failed.", env)
+	socket := fs.String("socket", "inet:127.0.0.1:8890", "milter `SOCKET` (or give it as the argument)")
+	sessions := fs.Uint64("n", 0, "sessions to run (default 10000 unless -duration is given)")
+	duration := fs.Duration("duration", 0, "stop starting sessions after this long")
+	conc := fs.Int("c", 10, "concurrent sessions")
+	listedS := fs.String("listed", "0.1", "share of sessions with a listed client IP (0..1 or 0%..100%)")
+	repeatS := fs.String("repeat", "0", "share of sessions reusing an IP from the pool (cache hits)")
+	ipv6S := fs.String("ipv6", "0", "share of IPv6 client IPs")
+	pool := fs.Uint64("pool", 1000, "distinct IPs in the repeat pool")
+	listedNets := fs.String("listed-net", defaultListedNets, "`CIDRs` whose addresses the test zones list")
+	cleanNets := fs.String("clean-net", defaultCleanNets, "`CIDRs` of clean client addresses")
+	stageS := fs.String("stage", "connect", "go on to helo, mail or rcpt while the milter answers continue")
+	timeout := fs.Duration("timeout", 10*time.Second, "dial and per-command timeout")
+	hostname := fs.String("hostname", "mx.bench.test", "MTA hostname (macros j, {daemon_name})")
+	helo := fs.String("helo", "client.bench.test", "HELO name")
+	from := fs.String("from", "sender@bench.test", "MAIL FROM address")
+	rcpt := fs.String("rcpt", "user@bench.test", "RCPT TO address")
+	auth := fs.Bool("auth", false, "send SASL macros ({auth_authen}) at MAIL")
+	warmup := fs.Bool("warmup", false, "send every pooled IP once before measuring")
+	jsonOut := fs.Bool("json", false, "print the report as JSON")
+	pid := fs.Int("pid", 0, "target process `PID`: report its CPU time and RSS over the run")
+	pprofURL := fs.String("pprof", "", "target's pprof `URL` (http://127.0.0.1:9890/debug/pprof/): fetch a CPU profile during the run")
+	pprofSecs := fs.Int("pprof-seconds", 0, "CPU profile length (default: -duration, else 10)")
+	pprofOut := fs.String("pprof-out", "milterbench-cpu.pprof", "`FILE` for the CPU profile")
+	actions := fs.String("actions", "0x3f", "milter action mask offered at negotiation")
+	protocol := fs.String("protocol", "0x7f", "milter protocol mask offered at negotiation")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 1 {
+		return usageErr(env, "run", fmt.Errorf("one SOCKET argument at most, got %q", fs.Args()))
+	}
+	if fs.NArg() == 1 {
+		*socket = fs.Arg(0)
+	}
+
+	cfg, err := func() (loadConfig, error) {
+		target, err := parseSocketSpec(*socket)
+		if err != nil {
+			return loadConfig{}, err
+		}
+		listed, err := parseFraction("-listed", *listedS)
+		if err != nil {
+			return loadConfig{}, err
+		}
+		repeat, err := parseFraction("-repeat", *repeatS)
+		if err != nil {
+			return loadConfig{}, err
+		}
+		ipv6, err := parseFraction("-ipv6", *ipv6S)
+		if err != nil {
+			return loadConfig{}, err
+		}
+		ln, err := parseNets("-listed-net", *listedNets)
+		if err != nil {
+			return loadConfig{}, err
+		}
+		cn, err := parseNets("-clean-net", *cleanNets)
+		if err != nil {
+			return loadConfig{}, err
+		}
+		m, err := newMix(listed, repeat, ipv6, *pool, ln, cn)
+		if err != nil {
+			return loadConfig{}, err
+		}
+		st, err := parseStage(*stageS)
+		if err != nil {
+			return loadConfig{}, err
+		}
+		am, err := parseMask("-actions", *actions)
+		if err != nil {
+			return loadConfig{}, err
+		}
+		pm, err := parseMask("-protocol", *protocol)
+		if err != nil {
+			return loadConfig{}, err
+		}
+		if *timeout <= 0 {
+			return loadConfig{}, fmt.Errorf("-timeout %s: must be positive", *timeout)
+		}
+		if *duration < 0 {
+			return loadConfig{}, fmt.Errorf("-duration %s: must not be negative", *duration)
+		}
+		n := *sessions
+		if n == 0 && *duration == 0 {
+			n = 10000
+		}
+		return loadConfig{
+			Target: target, Sessions: n, Duration: *duration, Concurrency: *conc, Mix: m, Stage: st,
+			Timeout: *timeout, Hostname: *hostname, Helo: *helo, From: *from, Rcpt: *rcpt, Auth: *auth,
+			ActionMask: milter.OptAction(am), ProtocolMask: milter.OptProtocol(pm), Warmup: *warmup,
+		}, nil
+	}()
+	if err != nil {
+		return usageErr(env, "run", err)
+	}
+	if cfg.Concurrency < 1 {
+		return usageErr(env, "run", fmt.Errorf("-c %d: need at least 1 concurrent session", cfg.Concurrency))
+	}
+
+	var profURL string
+	if *pprofURL != "" {
+		secs := *pprofSecs
+		if secs <= 0 {
+			secs = 10
+			if *duration > 0 {
+				secs = int(math.Ceil(duration.Seconds()))
+			}
+		}
+		if profURL, err = profileURL(*pprofURL, secs); err != nil {
+			return usageErr(env, "run", err)
+		}
+	}
+	var before procSample
+	if *pid != 0 {
+		if before, err = readProc("/proc", *pid); err != nil {
+			return usageErr(env, "run", err)
+		}
+	}
+
+	var profDone chan *profileReport
+	var cpuStart time.Duration
+	cfg.OnStart = func() {
+		cpuStart = selfCPU()
+		if *pid != 0 {
+			before, _ = readProc("/proc", *pid) // after warm-up
+		}
+		if profURL != "" {
+			profDone = make(chan *profileReport, 1)
+			go func() { profDone <- fetchProfile(ctx, http.DefaultClient, profURL, *pprofOut) }()
+		}
+	}
+	res, err := runLoad(ctx, cfg)
+	if err != nil {
+		return usageErr(env, "run", err)
+	}
+	rep := res.report()
+	rep.Client.CPUSeconds = (selfCPU() - cpuStart).Seconds()
+	if rep.Sessions > 0 {
+		rep.Client.CPUPerSession = rep.Client.CPUSeconds * 1e6 / float64(rep.Sessions)
+	}
+	if *pid != 0 {
+		if after, err := readProc("/proc", *pid); err == nil {
+			rep.TargetProcess = processDelta(*pid, before, after, rep.Sessions)
+		} else {
+			fmt.Fprintf(env.stderr, "milterbench run: %v\n", err)
+		}
+	}
+	if profDone != nil {
+		rep.Profile = <-profDone
+	}
+	if *jsonOut {
+		enc := json.NewEncoder(env.stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(rep)
+	} else {
+		rep.writeText(env.stdout)
+	}
+	if rep.Errors > 0 || rep.Interrupted {
+		return exitFail
+	}
+	return exitOK
+}
+
+// parseMask reads a milter option mask in hex (0x3f) or decimal.
+func parseMask(flag, s string) (uint32, error) {
+	v, err := strconv.ParseUint(s, 0, 32)
+	if err != nil {
+		return 0, fmt.Errorf("%s %q: want a 32-bit mask like 0x3f", flag, s)
+	}
+	return uint32(v), nil
+}
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, "; ") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+func cmdDNS(ctx context.Context, args []string, env cliEnv) int {
+	fs := newFlagSet("dns", "dns [flags]\n\nServes generated DNSBL zones (RFC 5782) over UDP and TCP: an address in\n-listed-net gets an A record (-answer) and a TXT record, any other address\nNXDOMAIN with the zone's SOA. Counts every query; prints the counts on\nSIGUSR1 and at exit, and serves them as JSON at -stats (GET /stats,\n/stats?reset=1 to zero them).", env)
+	listen := fs.String("listen", "127.0.0.1:5353", "UDP and TCP `ADDRESS` to answer on")
+	zones := fs.String("zones", "bench.test", "comma-separated zone `NAMES`")
+	var overrides stringList
+	fs.Var(&overrides, "zone", "per-zone settings, repeatable: \"NAME key=value ...\" with keys delay, loss,\nanswer, listed (CIDRs or none), rcode (SERVFAIL, REFUSED...), ttl, negttl;\ne.g. -zone 'd.test loss=1' for a silent list")
+	delay := fs.Duration("delay", 0, "delay before every answer")
+	lossS := fs.String("loss", "0", "share of queries left unanswered")
+	answer := fs.String("answer", "127.0.0.2", "A record for a listed address")
+	listedNets := fs.String("listed-net", defaultListedNets, "`CIDRs` whose addresses are listed (same default as run)")
+	ttl := fs.Uint("ttl", 300, "TTL of listed answers")
+	negTTL := fs.Uint("negttl", 300, "SOA minimum: TTL of NXDOMAIN answers")
+	statsAddr := fs.String("stats", "", "serve counters over HTTP at `ADDRESS` (like 127.0.0.1:5380)")
+	seed := fs.Uint64("seed", 1, "seed for -loss")
+	jsonOut := fs.Bool("json", false, "print the final counters as JSON")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return usageErr(env, "dns", fmt.Errorf("unexpected arguments %q", fs.Args()))
+	}
+	base := zoneConfig{Delay: *delay, TTL: uint32(min(*ttl, math.MaxUint32)), NegTTL: uint32(min(*negTTL, math.MaxUint32))}
+	loss, err := parseFraction("-loss", *lossS)
+	if err != nil {
+		return usageErr(env, "dns", err)
+	}
+	base.Loss = float64(loss) / ppm
+	if base.Answer, err = netip.ParseAddr(*answer); err != nil || !base.Answer.Is4() {
+		return usageErr(env, "dns", fmt.Errorf("-answer %q: want an IPv4 address like 127.0.0.2", *answer))
+	}
+	if base.Listed, err = parseNets("-listed-net", *listedNets); err != nil {
+		return usageErr(env, "dns", err)
+	}
+	if *delay < 0 {
+		return usageErr(env, "dns", fmt.Errorf("-delay %s: must not be negative", *delay))
+	}
+	var cfgs []zoneConfig
+	byName := map[string]int{}
+	for _, n := range strings.Split(*zones, ",") {
+		if n = strings.TrimSpace(n); n == "" {
+			continue
+		}
+		z, err := parseZoneOverride(n, base)
+		if err != nil {
+			return usageErr(env, "dns", fmt.Errorf("-zones: %w", err))
+		}
+		byName[z.Name] = len(cfgs)
+		cfgs = append(cfgs, z)
+	}
+	for _, o := range overrides {
+		name, _, _ := strings.Cut(strings.TrimSpace(o), " ")
+		start := base
+		if i, ok := byName[dns.Fqdn(strings.ToLower(name))]; ok {
+			start = cfgs[i]
+		}
+		z, err := parseZoneOverride(o, start)
+		if err != nil {
+			return usageErr(env, "dns", err)
+		}
+		if i, ok := byName[z.Name]; ok {
+			cfgs[i] = z
+		} else {
+			byName[z.Name] = len(cfgs)
+			cfgs = append(cfgs, z)
+		}
+	}
+	srv, err := newDNSBench(cfgs, *seed)
+	if err != nil {
+		return usageErr(env, "dns", err)
+	}
+	pc, ln, err := listenDNS(*listen)
+	if err != nil {
+		return usageErr(env, "dns", err)
+	}
+	if *statsAddr != "" {
+		sl, err := net.Listen("tcp", *statsAddr)
+		if err != nil {
+			pc.Close()
+			ln.Close()
+			return usageErr(env, "dns", fmt.Errorf("-stats %s: %w", *statsAddr, err))
+		}
+		hs := &http.Server{Handler: srv.statsHandler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = hs.Serve(sl) }()
+		defer hs.Close()
+		fmt.Fprintf(env.stderr, "milterbench dns: counters at http://%s/stats\n", sl.Addr())
+		if env.ready != nil {
+			env.ready("stats " + sl.Addr().String())
+		}
+	}
+	names := make([]string, len(cfgs))
+	for i, z := range cfgs {
+		names[i] = strings.TrimSuffix(z.Name, ".")
+	}
+	fmt.Fprintf(env.stderr, "milterbench dns: serving %s on %s (udp+tcp)\n", strings.Join(names, ", "), pc.LocalAddr())
+	if env.ready != nil {
+		env.ready(pc.LocalAddr().String())
+	}
+	serveCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		for {
+			select {
+			case <-serveCtx.Done():
+				return
+			case <-env.usr1:
+				srv.stats(false).writeText(env.stderr)
+			}
+		}
+	}()
+	err = srv.serve(serveCtx, pc, ln)
+	final := srv.stats(false)
+	if *jsonOut {
+		enc := json.NewEncoder(env.stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(final)
+	} else {
+		final.writeText(env.stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(env.stderr, "milterbench dns: %v\n", err)
+		return exitFail
+	}
+	return exitOK
+}
+
+func cmdNull(ctx context.Context, args []string, env cliEnv) int {
+	fs := newFlagSet("null", "null [flags]\n\nA milter that answers every CONNECT at once with -verdict, built on the same\nlibrary as rblmilter (go-milter): the baseline cost of the milter protocol.", env)
+	listen := fs.String("listen", "inet:127.0.0.1:8891", "milter `SOCKET` to listen on")
+	verdictS := fs.String("verdict", "accept", "answer at connect: accept, continue, reject or tempfail")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return usageErr(env, "null", fmt.Errorf("unexpected arguments %q", fs.Args()))
+	}
+	verdict, err := parseVerdict(*verdictS)
+	if err != nil {
+		return usageErr(env, "null", err)
+	}
+	spec, err := parseSocketSpec(*listen)
+	if err != nil {
+		return usageErr(env, "null", fmt.Errorf("-listen: %w", err))
+	}
+	ln, err := listenSocket(spec)
+	if err != nil {
+		return usageErr(env, "null", err)
+	}
+	fmt.Fprintf(env.stderr, "milterbench null: answering %s at connect on %s\n", *verdictS, specOf(ln))
+	if env.ready != nil {
+		env.ready(specOf(ln))
+	}
+	var connects atomic.Uint64
+	err = serveMilter(ctx, ln, func() milter.Milter { return nullMilter{verdict: verdict, connects: &connects} })
+	fmt.Fprintf(env.stdout, "connects %d\n", connects.Load())
+	if err != nil {
+		fmt.Fprintf(env.stderr, "milterbench null: %v\n", err)
+		return exitFail
+	}
+	return exitOK
+}

@@ -1,0 +1,316 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-milter"
+)
+
+// stage is how far a session goes while the milter keeps answering
+// continue: Postfix only sends HELO, MAIL and RCPT after a continue.
+type stage uint8
+
+const (
+	stageConnect stage = iota
+	stageHelo
+	stageMail
+	stageRcpt
+)
+
+var stageNames = [...]string{"connect", "helo", "mail", "rcpt"}
+
+func (s stage) String() string { return stageNames[s] }
+
+func parseStage(s string) (stage, error) {
+	for i, n := range stageNames {
+		if strings.EqualFold(s, n) {
+			return stage(i), nil
+		}
+	}
+	return 0, fmt.Errorf("-stage %q: want connect, helo, mail or rcpt", s)
+}
+
+// loadConfig is one load run.
+type loadConfig struct {
+	Target      socketSpec
+	Sessions    uint64        // stop after this many sessions (0: no limit)
+	Duration    time.Duration // stop starting sessions after this (0: no limit)
+	Concurrency int
+	Mix         *mix
+	Stage       stage
+	// Timeout bounds the dial and every milter read and write, as
+	// Postfix's milter_connect_timeout and milter_command_timeout do.
+	Timeout time.Duration
+	// Hostname is the MTA's name, sent as the j and {daemon_name} macros.
+	Hostname         string
+	Helo, From, Rcpt string
+	// Auth sends SASL login macros at MAIL, as for an authenticated
+	// submission client.
+	Auth bool
+	// ActionMask and ProtocolMask are offered at negotiation. go-milter's
+	// client only downgrades to a version-2 milter (such as a go-milter
+	// server) when the masks fit version 2 (actions 0x3f, protocol 0x7f).
+	ActionMask   milter.OptAction
+	ProtocolMask milter.OptProtocol
+	// Warmup sends every pooled address once before the measured run, so
+	// that a cache-hit workload measures cache hits only.
+	Warmup bool
+	// Now is the clock for latencies; nil means time.Now.
+	Now func() time.Time
+	// OnStart, if set, runs when the measured part begins (after warm-up);
+	// the CLI starts the target's CPU profile there.
+	OnStart func()
+}
+
+// Postfix-like defaults for the fields an admin rarely changes.
+const (
+	defaultActionMask   = milter.OptAddHeader | milter.OptChangeBody | milter.OptAddRcpt | milter.OptRemoveRcpt | milter.OptChangeHeader | milter.OptQuarantine
+	defaultProtocolMask = milter.OptNoConnect | milter.OptNoHelo | milter.OptNoMailFrom | milter.OptNoRcptTo | milter.OptNoBody | milter.OptNoHeaders | milter.OptNoEOH
+	// daemonAddr is the MTA's own address in {daemon_addr} (TEST-NET-2).
+	daemonAddr = "198.51.100.25"
+)
+
+// quitPacket is SMFIC_QUIT, written by hand because go-milter's
+// ClientSession.Close also sends an ABORT that Postfix does not send.
+var quitPacket = []byte{0, 0, 0, 1, byte(milter.CodeQuit)}
+
+// outcome is what one session produced.
+type outcome struct {
+	Verdict  string // accept, continue, reject, tempfail, discard, "reply 554", ...
+	At       stage  // where the verdict came from
+	Total    time.Duration
+	Decision time.Duration // macros+CONNECT written to verdict read
+	ErrKind  string
+	Err      error
+	Aborted  bool // interrupted by the caller, not a failure of the target
+}
+
+// loadRunner drives sessions; all its fields are read-only during a run
+// apart from next.
+type loadRunner struct {
+	cfg    loadConfig
+	dialer *net.Dialer
+	next   atomic.Uint64
+}
+
+// runLoad runs the configured sessions against the target. ctx cancels the
+// run: no new sessions start and open ones are cut (counted as aborted).
+func runLoad(ctx context.Context, cfg loadConfig) (*loadResult, error) {
+	if cfg.Concurrency < 1 {
+		return nil, fmt.Errorf("-c %d: need at least 1 concurrent session", cfg.Concurrency)
+	}
+	if cfg.Sessions == 0 && cfg.Duration <= 0 {
+		return nil, errors.New("give -n (sessions) or -duration, or both")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	r := &loadRunner{cfg: cfg, dialer: &net.Dialer{Timeout: cfg.Timeout}}
+	res := newLoadResult(cfg)
+
+	if cfg.Warmup && cfg.Mix.pool > 0 {
+		warm := newLoadResult(cfg)
+		var k atomic.Uint64
+		r.workers(ctx, func() bool {
+			p := k.Add(1) - 1
+			if p >= cfg.Mix.pool || ctx.Err() != nil {
+				return false
+			}
+			class, ord := cfg.Mix.classOf(p)
+			a, _ := nthAddr(cfg.Mix.prefix(class), ord)
+			pk := pick{Addr: a, Listed: class >= listed4, Repeated: true}
+			warm.add(pk, r.session(ctx, p, pk))
+			return true
+		})
+		res.WarmupSessions = warm.Sessions + warm.Errors
+		res.WarmupErrors = warm.Errors
+	}
+
+	stop := ctx
+	if cfg.OnStart != nil {
+		cfg.OnStart()
+	}
+	start := cfg.Now()
+	if cfg.Duration > 0 {
+		var cancel context.CancelFunc
+		stop, cancel = context.WithDeadline(ctx, start.Add(cfg.Duration))
+		defer cancel()
+	}
+	r.workers(ctx, func() bool {
+		if stop.Err() != nil {
+			return false
+		}
+		i := r.next.Add(1) - 1
+		if cfg.Sessions > 0 && i >= cfg.Sessions {
+			return false
+		}
+		pk := cfg.Mix.session(i)
+		res.add(pk, r.session(ctx, i, pk))
+		return true
+	})
+	res.Elapsed = cfg.Now().Sub(start)
+	res.Interrupted = ctx.Err() != nil
+	return res, nil
+}
+
+// workers runs step on Concurrency goroutines until it returns false.
+func (r *loadRunner) workers(ctx context.Context, step func() bool) {
+	var wg sync.WaitGroup
+	for range r.cfg.Concurrency {
+		wg.Go(func() {
+			for step() {
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// sessionDialer remembers the connection go-milter dials, because the
+// library neither closes it when negotiation fails nor exposes it, and the
+// session must close it the way Postfix does.
+type sessionDialer struct {
+	ctx    context.Context
+	dialer *net.Dialer
+	conn   net.Conn
+	stop   func() bool
+}
+
+func (d *sessionDialer) Dial(network, addr string) (net.Conn, error) {
+	conn, err := d.dialer.DialContext(d.ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	d.conn = conn
+	d.stop = context.AfterFunc(d.ctx, func() { conn.Close() })
+	return conn, nil
+}
+
+// session is one MTA-side milter conversation for client address pk, as
+// Postfix's smtpd has it: a fresh connection, negotiation, connect macros
+// and CONNECT, then HELO/MAIL/RCPT while the milter says continue, then
+// QUIT after continue or a plain close after a final verdict.
+func (r *loadRunner) session(ctx context.Context, i uint64, pk pick) (out outcome) {
+	cfg := &r.cfg
+	start := cfg.Now()
+	d := &sessionDialer{ctx: ctx, dialer: r.dialer}
+	client := milter.NewClientWithOptions(cfg.Target.Network, cfg.Target.Address, milter.ClientOptions{
+		Dialer:       d,
+		ReadTimeout:  cfg.Timeout,
+		WriteTimeout: cfg.Timeout,
+		ActionMask:   cfg.ActionMask,
+		ProtocolMask: cfg.ProtocolMask,
+	})
+	fail := func(kind string, err error) outcome {
+		return outcome{ErrKind: kind, Err: err, Aborted: ctx.Err() != nil}
+	}
+	s, err := client.Session()
+	if d.conn != nil {
+		defer d.conn.Close()
+		defer d.stop()
+	}
+	if err != nil {
+		if d.conn == nil {
+			return fail("dial", err)
+		}
+		return fail("negotiate", err)
+	}
+
+	ip := pk.Addr.String()
+	port := uint16(1024 + i%64000)
+	family := milter.FamilyInet
+	if pk.Addr.Is6() {
+		family = milter.FamilyInet6
+	}
+	decStart := cfg.Now()
+	if err := s.Macros(milter.CodeConn,
+		"j", cfg.Hostname,
+		"{daemon_name}", cfg.Hostname,
+		"{daemon_addr}", daemonAddr,
+		"v", "milterbench",
+		"_", "unknown ["+ip+"]",
+		"{client_addr}", ip,
+		"{client_port}", strconv.Itoa(int(port)),
+		"{client_name}", "unknown",
+		"{client_ptr}", "unknown",
+	); err != nil {
+		return fail("connect", err)
+	}
+	// Postfix names a client without verified reverse DNS "[ip]".
+	act, err := s.Conn("["+ip+"]", family, port, ip)
+	if err != nil {
+		return fail("connect", err)
+	}
+	out.Decision = cfg.Now().Sub(decStart)
+	out.At = stageConnect
+
+	for st := stageHelo; st <= cfg.Stage && act.Code == milter.ActContinue; st++ {
+		out.At = st
+		switch st {
+		case stageHelo:
+			act, err = s.Helo(cfg.Helo)
+		case stageMail:
+			kv := []string{"i", "BENCH" + strconv.FormatUint(i, 16), "{mail_addr}", cfg.From, "{mail_mailer}", "smtp"}
+			if cfg.Auth {
+				kv = append(kv, "{auth_type}", "PLAIN", "{auth_authen}", "bench", "{auth_author}", "")
+			}
+			if err = s.Macros(milter.CodeMail, kv...); err == nil {
+				act, err = s.Mail(cfg.From, nil)
+			}
+		case stageRcpt:
+			if err = s.Macros(milter.CodeRcpt, "{rcpt_addr}", cfg.Rcpt, "{rcpt_mailer}", "local"); err == nil {
+				act, err = s.Rcpt(cfg.Rcpt, nil)
+			}
+		}
+		if err != nil {
+			return fail(st.String(), err)
+		}
+	}
+	out.Total = cfg.Now().Sub(start)
+	out.Verdict = verdictName(act)
+	if act.Code == milter.ActContinue {
+		_ = d.conn.SetWriteDeadline(cfg.Now().Add(cfg.Timeout))
+		_, _ = d.conn.Write(quitPacket)
+	}
+	return out
+}
+
+// verdictName names a milter reply the way the report counts it.
+func verdictName(act *milter.Action) string {
+	switch act.Code {
+	case milter.ActAccept:
+		return "accept"
+	case milter.ActContinue:
+		return "continue"
+	case milter.ActReject:
+		return "reject"
+	case milter.ActTempFail:
+		return "tempfail"
+	case milter.ActDiscard:
+		return "discard"
+	case milter.ActReplyCode:
+		return "reply " + strconv.Itoa(act.SMTPCode)
+	}
+	return "code " + strconv.QuoteRune(rune(act.Code))
+}
+
+// errKindOf adds "timeout" to the stage name when a deadline fired, since
+// a slow milter and a broken one call for different fixes.
+func errKindOf(kind string, err error) string {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return kind + " timeout"
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return kind + " timeout"
+	}
+	return kind
+}

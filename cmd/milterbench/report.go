@@ -1,0 +1,302 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// maxErrorSamples bounds the distinct error messages kept for the report.
+const maxErrorSamples = 5
+
+// loadResult accumulates a run. Latencies go to lock-free histograms; the
+// counters share one mutex, which costs far less than a milter round trip.
+type loadResult struct {
+	Target      string
+	Concurrency int
+	Stage       stage
+
+	sessionLat  histogram
+	decisionLat histogram
+
+	mu           sync.Mutex
+	Sessions     uint64 // sessions that got a verdict
+	Errors       uint64
+	Aborted      uint64
+	Verdicts     map[string]uint64
+	At           map[string]uint64 // stage that gave the final verdict
+	Class        [2]classTally     // [0] clean, [1] listed
+	IPv4, IPv6   uint64
+	Repeated     uint64
+	Fresh        uint64
+	Reused       uint64 // fresh sessions whose address space wrapped
+	ErrorKinds   map[string]uint64
+	ErrorSamples []string
+
+	WarmupSessions uint64
+	WarmupErrors   uint64
+	Elapsed        time.Duration
+	Interrupted    bool
+}
+
+// classTally splits outcomes by what the DNS zones say about the address,
+// so a wrong verdict (a listed client passed, a clean one rejected) shows.
+type classTally struct {
+	Sent     uint64            `json:"sent"`
+	Errors   uint64            `json:"errors"`
+	Verdicts map[string]uint64 `json:"verdicts"`
+}
+
+func newLoadResult(cfg loadConfig) *loadResult {
+	return &loadResult{
+		Target:      cfg.Target.String(),
+		Concurrency: cfg.Concurrency,
+		Stage:       cfg.Stage,
+		Verdicts:    map[string]uint64{},
+		At:          map[string]uint64{},
+		Class:       [2]classTally{{Verdicts: map[string]uint64{}}, {Verdicts: map[string]uint64{}}},
+		ErrorKinds:  map[string]uint64{},
+	}
+}
+
+func (r *loadResult) add(pk pick, o outcome) {
+	if o.Err == nil {
+		r.sessionLat.Record(o.Total)
+		r.decisionLat.Record(o.Decision)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := &r.Class[0]
+	if pk.Listed {
+		c = &r.Class[1]
+	}
+	c.Sent++
+	if pk.Addr.Is6() {
+		r.IPv6++
+	} else {
+		r.IPv4++
+	}
+	if pk.Repeated {
+		r.Repeated++
+	} else {
+		r.Fresh++
+	}
+	if pk.Reused {
+		r.Reused++
+	}
+	switch {
+	case o.Err != nil && o.Aborted:
+		r.Aborted++
+	case o.Err != nil:
+		r.Errors++
+		c.Errors++
+		r.ErrorKinds[errKindOf(o.ErrKind, o.Err)]++
+		if msg := o.ErrKind + ": " + o.Err.Error(); len(r.ErrorSamples) < maxErrorSamples && !slices.Contains(r.ErrorSamples, msg) {
+			r.ErrorSamples = append(r.ErrorSamples, msg)
+		}
+	default:
+		r.Sessions++
+		r.Verdicts[o.Verdict]++
+		c.Verdicts[o.Verdict]++
+		r.At[o.At.String()]++
+	}
+}
+
+// latencySummary is a histogram reduced to the figures the report prints.
+type latencySummary struct {
+	P50  time.Duration
+	P90  time.Duration
+	P99  time.Duration
+	P999 time.Duration
+	Max  time.Duration
+	Mean time.Duration
+}
+
+func summarize(h *histogram) latencySummary {
+	return latencySummary{
+		P50: h.Percentile(50), P90: h.Percentile(90), P99: h.Percentile(99), P999: h.Percentile(99.9),
+		Max: h.Max(), Mean: h.Mean(),
+	}
+}
+
+// MarshalJSON writes milliseconds, the unit admins read latencies in.
+func (l latencySummary) MarshalJSON() ([]byte, error) {
+	ms := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
+	return json.Marshal(map[string]float64{
+		"p50_ms": ms(l.P50), "p90_ms": ms(l.P90), "p99_ms": ms(l.P99), "p99.9_ms": ms(l.P999),
+		"max_ms": ms(l.Max), "mean_ms": ms(l.Mean),
+	})
+}
+
+// Rate is completed sessions per second of the measured run.
+func (r *loadResult) Rate() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Sessions) / r.Elapsed.Seconds()
+}
+
+// runReport is the whole output of "run", also its -json form.
+type runReport struct {
+	Target         string            `json:"target"`
+	Concurrency    int               `json:"concurrency"`
+	Stage          string            `json:"stage"`
+	ElapsedSeconds float64           `json:"elapsed_s"`
+	Interrupted    bool              `json:"interrupted,omitempty"`
+	Sessions       uint64            `json:"sessions"`
+	Rate           float64           `json:"sessions_per_s"`
+	SessionLatency latencySummary    `json:"session_latency"`
+	Decision       latencySummary    `json:"decision_latency"`
+	Verdicts       map[string]uint64 `json:"verdicts"`
+	At             map[string]uint64 `json:"verdict_stage"`
+	Listed         classTally        `json:"listed"`
+	Clean          classTally        `json:"clean"`
+	Mix            mixReport         `json:"mix"`
+	Errors         uint64            `json:"errors"`
+	Aborted        uint64            `json:"aborted,omitempty"`
+	ErrorKinds     map[string]uint64 `json:"error_kinds,omitempty"`
+	ErrorSamples   []string          `json:"error_samples,omitempty"`
+	Warmup         *warmupReport     `json:"warmup,omitempty"`
+	Client         cpuReport         `json:"client"`
+	TargetProcess  *processReport    `json:"target_process,omitempty"`
+	Profile        *profileReport    `json:"profile,omitempty"`
+}
+
+type mixReport struct {
+	IPv4     uint64 `json:"ipv4"`
+	IPv6     uint64 `json:"ipv6"`
+	Repeated uint64 `json:"repeated"`
+	Fresh    uint64 `json:"fresh"`
+	Reused   uint64 `json:"fresh_reused,omitempty"`
+}
+
+type warmupReport struct {
+	Sessions uint64 `json:"sessions"`
+	Errors   uint64 `json:"errors"`
+}
+
+// cpuReport is the generator's own CPU use: on a small machine it competes
+// with the target, and the reader must know by how much.
+type cpuReport struct {
+	CPUSeconds    float64 `json:"cpu_s"`
+	CPUPerSession float64 `json:"cpu_us_per_session"`
+}
+
+func (r *loadResult) report() *runReport {
+	rep := &runReport{
+		Target:         r.Target,
+		Concurrency:    r.Concurrency,
+		Stage:          r.Stage.String(),
+		ElapsedSeconds: r.Elapsed.Seconds(),
+		Interrupted:    r.Interrupted,
+		Sessions:       r.Sessions,
+		Rate:           r.Rate(),
+		SessionLatency: summarize(&r.sessionLat),
+		Decision:       summarize(&r.decisionLat),
+		Verdicts:       r.Verdicts,
+		At:             r.At,
+		Clean:          r.Class[0],
+		Listed:         r.Class[1],
+		Mix:            mixReport{IPv4: r.IPv4, IPv6: r.IPv6, Repeated: r.Repeated, Fresh: r.Fresh, Reused: r.Reused},
+		Errors:         r.Errors,
+		Aborted:        r.Aborted,
+		ErrorKinds:     r.ErrorKinds,
+		ErrorSamples:   r.ErrorSamples,
+	}
+	if r.WarmupSessions > 0 {
+		rep.Warmup = &warmupReport{Sessions: r.WarmupSessions, Errors: r.WarmupErrors}
+	}
+	return rep
+}
+
+// writeText prints the report for a terminal.
+func (rep *runReport) writeText(w io.Writer) {
+	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
+	p("target       %s  concurrency %d  stage %s\n", rep.Target, rep.Concurrency, rep.Stage)
+	state := ""
+	if rep.Interrupted {
+		state = "  (interrupted)"
+	}
+	p("sessions     %d in %.3fs%s\n", rep.Sessions, rep.ElapsedSeconds, state)
+	p("throughput   %.1f sessions/s\n", rep.Rate)
+	p("session      %s\n", rep.SessionLatency)
+	p("decision     %s\n", rep.Decision)
+	p("verdicts     %s\n", counts(rep.Verdicts))
+	if rep.Stage != stageConnect.String() {
+		p("decided at   %s\n", counts(rep.At))
+	}
+	p("  listed IPs %d sent: %s%s\n", rep.Listed.Sent, counts(rep.Listed.Verdicts), errSuffix(rep.Listed.Errors))
+	p("  clean IPs  %d sent: %s%s\n", rep.Clean.Sent, counts(rep.Clean.Verdicts), errSuffix(rep.Clean.Errors))
+	p("mix          ipv4 %d, ipv6 %d; repeated %d, fresh %d\n", rep.Mix.IPv4, rep.Mix.IPv6, rep.Mix.Repeated, rep.Mix.Fresh)
+	if rep.Mix.Reused > 0 {
+		p("warning      %d fresh sessions reused an address: the fresh networks are exhausted, so some were cache hits\n", rep.Mix.Reused)
+	}
+	if rep.Warmup != nil {
+		p("warm-up      %d sessions, %d errors (not counted above)\n", rep.Warmup.Sessions, rep.Warmup.Errors)
+	}
+	p("errors       %d", rep.Errors)
+	if len(rep.ErrorKinds) > 0 {
+		p(" (%s)", counts(rep.ErrorKinds))
+	}
+	p("\n")
+	for _, s := range rep.ErrorSamples {
+		p("  e.g. %s\n", s)
+	}
+	if rep.Aborted > 0 {
+		p("aborted      %d sessions cut by the interrupt\n", rep.Aborted)
+	}
+	p("client cpu   %.2fs (%.1fµs/session)\n", rep.Client.CPUSeconds, rep.Client.CPUPerSession)
+	if t := rep.TargetProcess; t != nil {
+		p("target pid   %d: cpu %.2fs (%.1fµs/session), rss %s -> %s, threads %d -> %d\n",
+			t.PID, t.CPUSeconds, t.CPUPerSession, kib(t.RSSBeforeKiB), kib(t.RSSAfterKiB), t.ThreadsBefore, t.ThreadsAfter)
+	}
+	if pr := rep.Profile; pr != nil {
+		if pr.Error != "" {
+			p("profile      %s: %s\n", pr.URL, pr.Error)
+		} else {
+			p("profile      %s (%d bytes; go tool pprof -top %s)\n", pr.File, pr.Bytes, pr.File)
+		}
+	}
+}
+
+func (l latencySummary) String() string {
+	f := func(d time.Duration) string { return fmt.Sprintf("%.3fms", float64(d.Nanoseconds())/1e6) }
+	return fmt.Sprintf("p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  mean %s",
+		f(l.P50), f(l.P90), f(l.P99), f(l.P999), f(l.Max), f(l.Mean))
+}
+
+// counts prints a map as "a 3, b 1", largest first, ties by name.
+func counts(m map[string]uint64) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := slices.Collect(maps.Keys(m))
+	slices.SortFunc(keys, func(a, b string) int {
+		if m[a] != m[b] {
+			if m[a] > m[b] {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+func errSuffix(n uint64) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", errors %d", n)
+}
+
+func kib(v uint64) string { return fmt.Sprintf("%.1fMiB", float64(v)/1024) }
