@@ -5,6 +5,7 @@
 package milter
 
 import (
+	"fmt"
 	"net/netip"
 	"time"
 )
@@ -83,4 +84,30 @@ func DefaultSkip() []netip.Prefix {
 		out = append(out, netip.MustParsePrefix(s))
 	}
 	return out
+}
+
+// String returns the configuration word for a.
+func (a Action) String() string {
+	switch a {
+	case ActionReject:
+		return "reject"
+	case ActionTempfail:
+		return "tempfail"
+	case ActionTag:
+		return "tag"
+	case ActionLog:
+		return "log"
+	}
+	return fmt.Sprintf("action(%d)", uint8(a))
+}
+
+// String returns the configuration word for s.
+func (s Stage) String() string {
+	switch s {
+	case StageConnect:
+		return "connect"
+	case StageRcpt:
+		return "rcpt"
+	}
+	return fmt.Sprintf("stage(%d)", uint8(s))
 }

@@ -1,0 +1,112 @@
+package milter
+
+import (
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// trackedConn is a milter connection as the Server sees it: it enforces the
+// idle timeout, undoes delayed ACKs before each read, and tells the Server
+// when it closes so that Shutdown can drain.
+type trackedConn struct {
+	net.Conn
+	srv  *Server
+	idle time.Duration
+	// raw is the socket for TCP_QUICKACK; nil for unix sockets.
+	raw syscall.RawConn
+	// final is set once rblmilter sent ACCEPT for the connection: the MTA
+	// will not ask anything more, so Shutdown need not wait for it.
+	final     atomic.Bool
+	closeOnce sync.Once
+}
+
+func newTrackedConn(c net.Conn, srv *Server, idle time.Duration) *trackedConn {
+	tc := &trackedConn{Conn: c, srv: srv, idle: idle}
+	if t, ok := c.(*net.TCPConn); ok {
+		if raw, err := t.SyscallConn(); err == nil {
+			tc.raw = raw
+		}
+	}
+	return tc
+}
+
+// Read arms the idle deadline, so that an MTA that vanishes without closing
+// does not pin a goroutine forever, and re-arms TCP_QUICKACK: Sendmail
+// writes a macro packet and the next command as two small segments, and
+// with Nagle on its side and delayed ACK on ours each milter step would
+// stall ~40 ms.
+func (c *trackedConn) Read(p []byte) (int, error) {
+	if err := c.Conn.SetReadDeadline(time.Now().Add(c.idle)); err != nil {
+		return 0, err
+	}
+	if c.raw != nil {
+		quickACK(c.raw)
+	}
+	return c.Conn.Read(p)
+}
+
+// Write notices final ACCEPT replies. go-milter writes each packet with a
+// single Write: 4 length bytes, then the reply code.
+func (c *trackedConn) Write(p []byte) (int, error) {
+	if len(p) >= 5 && p[4] == 'a' {
+		c.final.Store(true)
+	}
+	return c.Conn.Write(p)
+}
+
+// Close is idempotent: go-milter closes the connection when a session
+// ends, and Shutdown may close it first.
+func (c *trackedConn) Close() error {
+	err := net.ErrClosed
+	c.closeOnce.Do(func() {
+		err = c.Conn.Close()
+		c.srv.forget(c)
+	})
+	return err
+}
+
+// handoffListener feeds connections accepted by the Server to one
+// go-milter Server generation. go-milter fixes protocol flags and macro
+// lists per go-milter Server, so each configuration generation gets its
+// own, and the Server's single accept loop hands each new connection to
+// the current one.
+type handoffListener struct {
+	conns  chan net.Conn
+	done   chan struct{}
+	once   sync.Once
+	parent net.Addr
+}
+
+func newHandoffListener(addr net.Addr) *handoffListener {
+	return &handoffListener{conns: make(chan net.Conn), done: make(chan struct{}), parent: addr}
+}
+
+func (h *handoffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-h.conns:
+		return c, nil
+	case <-h.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// deliver passes c on; false means this generation is closed and the
+// caller must try the current one.
+func (h *handoffListener) deliver(c net.Conn) bool {
+	select {
+	case h.conns <- c:
+		return true
+	case <-h.done:
+		return false
+	}
+}
+
+func (h *handoffListener) Close() error {
+	h.once.Do(func() { close(h.done) })
+	return nil
+}
+
+func (h *handoffListener) Addr() net.Addr { return h.parent }

@@ -1,0 +1,185 @@
+package milter
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/rblmilter/rblmilter/rbl"
+)
+
+// DefaultTempfailReply is used when Policy.TempfailReply is empty.
+const DefaultTempfailReply = "451 4.7.1 Service temporarily unavailable; Client host [{ip}] could not be checked against {list}"
+
+// maxReplyText keeps a rendered reply well inside SMTP's 512-octet reply
+// line (RFC 5321 4.5.3.1.5), whatever a list's TXT record holds.
+const maxReplyText = 450
+
+// validateReply checks that tmpl starts with a reply code of class want
+// ('4' or '5') and an enhanced status code of the same class, because
+// MTAs either refuse or silently rewrite a reply whose codes disagree.
+func validateReply(field, tmpl string, want byte) error {
+	code, rest, _ := strings.Cut(tmpl, " ")
+	if len(code) != 3 || code[0] != want || !isDigits(code) {
+		return fmt.Errorf("%s: %q must start with a %cxx reply code (like %q)", field, tmpl, want, string(want)+"54 "+string(want)+".7.1 ...")
+	}
+	enh, _, _ := strings.Cut(rest, " ")
+	parts := strings.Split(enh, ".")
+	if len(parts) != 3 || !isDigits(parts[0]) || !isDigits(parts[1]) || !isDigits(parts[2]) {
+		return fmt.Errorf("%s: %q must have an enhanced status code after %s (like %c.7.1)", field, tmpl, code, want)
+	}
+	if parts[0][0] != want {
+		return fmt.Errorf("%s: %q: enhanced status code %s must start with %c to match reply code %s", field, tmpl, enh, want, code)
+	}
+	if strings.ContainsAny(tmpl, "\r\n\x00") {
+		return fmt.Errorf("%s: %q must be a single line", field, tmpl)
+	}
+	for _, p := range placeholders(tmpl) {
+		switch p {
+		case "ip", "list", "code", "txt", "score":
+		default:
+			return fmt.Errorf("%s: %q: unknown placeholder {%s} (use {ip}, {list}, {code}, {txt}, {score})", field, tmpl, p)
+		}
+	}
+	return nil
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// placeholders lists the {name} fields used in tmpl.
+func placeholders(tmpl string) []string {
+	var out []string
+	for {
+		i := strings.IndexByte(tmpl, '{')
+		if i < 0 {
+			return out
+		}
+		j := strings.IndexByte(tmpl[i:], '}')
+		if j < 0 {
+			return out
+		}
+		out = append(out, tmpl[i+1:i+j])
+		tmpl = tmpl[i+j+1:]
+	}
+}
+
+// usesTXT reports whether the template needs the lists' TXT records, so
+// that they are only fetched when somebody reads them.
+func usesTXT(tmpl string) bool { return strings.Contains(tmpl, "{txt}") }
+
+// replyFields are the values substituted into a reply template.
+type replyFields struct {
+	ip    netip.Addr
+	list  string
+	code  string
+	txt   string
+	score int
+}
+
+// fieldsFromVerdict picks what a reply says about v: the lists that
+// counted (or, for a tempfail, the lists that failed), the first code and
+// the first TXT record among them.
+func fieldsFromVerdict(v *rbl.Verdict) replyFields {
+	f := replyFields{ip: v.IP, score: v.Score}
+	var names []string
+	for i := range v.Results {
+		r := &v.Results[i]
+		var counts bool
+		if v.Decision == rbl.Tempfail {
+			counts = (r.Outcome == rbl.Error || r.Outcome == rbl.Timeout) && r.List.OnError == rbl.FailTempfail
+		} else {
+			counts = r.Weight > 0 && r.Outcome == rbl.Listed
+		}
+		if !counts {
+			continue
+		}
+		names = append(names, r.List.String())
+		if f.code == "" && len(r.Codes) > 0 {
+			f.code = r.Codes[0].String()
+		}
+		if f.txt == "" {
+			f.txt = r.TXT
+		}
+	}
+	f.list = strings.Join(dedupe(names), ", ")
+	return f
+}
+
+func dedupe(names []string) []string {
+	out := names[:0]
+	for _, n := range names {
+		seen := false
+		for _, o := range out {
+			seen = seen || o == n
+		}
+		if !seen {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// renderReply fills tmpl in. Values come from DNS (TXT) and so are
+// untrusted: control characters are dropped, and '%' is doubled because
+// Postfix treats a single '%' in milter replies as a format character.
+func renderReply(tmpl string, f replyFields) string {
+	var b strings.Builder
+	rest := tmpl
+	for {
+		i := strings.IndexByte(rest, '{')
+		if i < 0 {
+			break
+		}
+		j := strings.IndexByte(rest[i:], '}')
+		if j < 0 {
+			break
+		}
+		b.WriteString(rest[:i])
+		switch rest[i+1 : i+j] {
+		case "ip":
+			if f.ip.IsValid() {
+				b.WriteString(f.ip.String())
+			}
+		case "list":
+			b.WriteString(f.list)
+		case "code":
+			b.WriteString(f.code)
+		case "txt":
+			b.WriteString(f.txt)
+		case "score":
+			b.WriteString(strconv.Itoa(f.score))
+		default:
+			b.WriteString(rest[i : i+j+1])
+		}
+		rest = rest[i+j+1:]
+	}
+	b.WriteString(rest)
+	out := sanitizeReply(b.String())
+	// An empty {txt} at the end of the default template would leave a
+	// dangling "; ".
+	out = strings.TrimRight(out, " ;,")
+	if len(out) > maxReplyText {
+		out = out[:maxReplyText]
+	}
+	return strings.ReplaceAll(out, "%", "%%")
+}
+
+func sanitizeReply(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r > 0x7e {
+			return -1
+		}
+		return r
+	}, s)
+}

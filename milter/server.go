@@ -1,0 +1,390 @@
+package milter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	gomilter "github.com/emersion/go-milter"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("milter: server closed")
+
+// Server serves milter sessions. It owns the accept loop (go-milter's
+// Server.Close neither drains nor is safe to call concurrently with Serve)
+// and hands connections to a go-milter server per configuration generation.
+type Server struct {
+	logger  *slog.Logger
+	idle    time.Duration
+	metrics *serverMetrics
+
+	// lifetime bounds lookups started by sessions: go-milter callbacks
+	// carry no context, so the Server supplies one, cancelled by Shutdown
+	// once the drain deadline has passed.
+	lifetime context.Context
+	cancel   context.CancelFunc
+
+	gen atomic.Pointer[generation]
+
+	mu           sync.Mutex
+	listeners    map[net.Listener]struct{}
+	conns        map[*trackedConn]struct{}
+	shuttingDown bool
+	// idleCh is closed when conns becomes empty during a shutdown.
+	idleCh chan struct{}
+}
+
+// generation is one configuration: policy, checker and the go-milter
+// server negotiating the stages that policy needs.
+type generation struct {
+	policy  Policy
+	checker Checker
+	handoff *handoffListener
+}
+
+// NewServer returns a server deciding with policy and checker. It returns
+// an error naming the bad field when policy is invalid.
+func NewServer(policy Policy, checker Checker, opts ServerOptions) (*Server, error) {
+	if checker == nil {
+		return nil, errors.New("milter: NewServer: nil checker")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = 10 * time.Minute
+	}
+	m, err := newServerMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		logger:    opts.Logger,
+		idle:      opts.IdleTimeout,
+		metrics:   m,
+		listeners: map[net.Listener]struct{}{},
+		conns:     map[*trackedConn]struct{}{},
+	}
+	// Root of the per-session lookup contexts; see the lifetime field.
+	s.lifetime, s.cancel = context.WithCancel(context.Background())
+	if err := s.Reload(policy, checker); err != nil {
+		s.cancel()
+		return nil, err
+	}
+	return s, nil
+}
+
+// ValidatePolicy reports the first problem of p, naming the field.
+func ValidatePolicy(p Policy) error {
+	if p.Action > ActionLog {
+		return fmt.Errorf("action: unknown action %d", p.Action)
+	}
+	if p.Stage > StageRcpt {
+		return fmt.Errorf("stage: unknown stage %d", p.Stage)
+	}
+	if err := validateReply("reply", withDefault(p.Reply, DefaultReply), '5'); err != nil {
+		return err
+	}
+	if err := validateReply("tempfail_reply", withDefault(p.TempfailReply, DefaultTempfailReply), '4'); err != nil {
+		return err
+	}
+	if p.Timeout < 0 {
+		return fmt.Errorf("timeout: %s is negative", p.Timeout)
+	}
+	if h := p.Header; h != "" {
+		for i := 0; i < len(h); i++ {
+			if h[i] <= ' ' || h[i] >= 0x7f || h[i] == ':' {
+				return fmt.Errorf("header: %q is not a valid header field name", h)
+			}
+		}
+	}
+	return nil
+}
+
+func withDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// applyDefaults fills in the policy fields left empty; ValidatePolicy has
+// already accepted p.
+func applyDefaults(p Policy) Policy {
+	p.Reply = withDefault(p.Reply, DefaultReply)
+	p.TempfailReply = withDefault(p.TempfailReply, DefaultTempfailReply)
+	p.Header = withDefault(p.Header, "X-RBL")
+	if p.Timeout == 0 {
+		p.Timeout = 5 * time.Second
+	}
+	return p
+}
+
+// Reload swaps policy and checker atomically; sessions already in flight
+// keep the pair they started with.
+func (s *Server) Reload(policy Policy, checker Checker) error {
+	if err := ValidatePolicy(policy); err != nil {
+		return err
+	}
+	if checker == nil {
+		return errors.New("milter: Reload: nil checker")
+	}
+	policy = applyDefaults(policy)
+	g := &generation{
+		policy:  policy,
+		checker: checker,
+		handoff: newHandoffListener(nil),
+	}
+	gm := &gomilter.Server{
+		NewMilter: func() gomilter.Milter { return &session{srv: s, gen: g} },
+		Actions:   g.actions(),
+		Protocol:  g.protocol(),
+		SymList: map[gomilter.Stage][]string{
+			// {client_addr} is the fallback for Sendmail's "IPv6:" form,
+			// which go-milter cannot parse; {auth_authen} tells
+			// authenticated senders apart at MAIL.
+			gomilter.StageConnect:  {"{client_addr}", "j", "{daemon_name}"},
+			gomilter.StageMailFrom: {"{auth_authen}", "i"},
+		},
+	}
+	go func() { _ = gm.Serve(g.handoff) }()
+	old := s.gen.Swap(g)
+	if old != nil {
+		old.handoff.Close()
+	}
+	return nil
+}
+
+// actions is what the milter may ask of the MTA.
+func (g *generation) actions() gomilter.OptAction {
+	a := gomilter.OptSetSymList
+	if g.policy.Action == ActionTag {
+		a |= gomilter.OptAddHeader
+	}
+	return a
+}
+
+// protocol asks the MTA to skip every stage this policy does not use, so
+// that it spends nothing on the milter it need not. go-milter always
+// replies, so no "no reply" flags are set.
+func (g *generation) protocol() gomilter.OptProtocol {
+	p := gomilter.OptNoHelo | gomilter.OptNoBody | gomilter.OptNoHeaders |
+		gomilter.OptNoEOH | gomilter.OptNoUnknown | gomilter.OptNoData
+	if g.policy.Stage == StageConnect {
+		p |= gomilter.OptNoMailFrom | gomilter.OptNoRcptTo
+	}
+	return p
+}
+
+// Serve accepts sessions on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.shuttingDown {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.closing() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				// Out of file descriptors and the like: wait rather than
+				// spin or give up, as net/http does.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.logger.Error("accept failed; retrying", "err", err, "in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		tc, ok := s.track(c)
+		if !ok {
+			c.Close()
+			continue
+		}
+		// A failed delivery means a reload retired that generation (try
+		// the current one) or a shutdown began (drop the connection).
+		for !s.gen.Load().handoff.deliver(tc) {
+			if s.closing() {
+				tc.Close()
+				break
+			}
+		}
+	}
+}
+
+func (s *Server) closing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.shuttingDown
+}
+
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+func (s *Server) track(c net.Conn) (*trackedConn, bool) {
+	tc := newTrackedConn(c, s, s.idle)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shuttingDown {
+		return nil, false
+	}
+	s.conns[tc] = struct{}{}
+	s.metrics.inFlight.Inc()
+	return tc, true
+}
+
+func (s *Server) forget(tc *trackedConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.conns[tc]; !ok {
+		return
+	}
+	delete(s.conns, tc)
+	s.metrics.inFlight.Dec()
+	if len(s.conns) == 0 && s.idleCh != nil {
+		close(s.idleCh)
+		s.idleCh = nil
+	}
+}
+
+// Shutdown stops accepting, closes the connections that are finished from
+// the milter's side (ACCEPT sent), waits for the others until ctx is done,
+// then closes those left. The MTA applies its default action to a session
+// whose milter connection is closed, so a drain deadline never rejects mail
+// when the MTA is configured to fail open.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shuttingDown = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	var idle chan struct{}
+	var finished []*trackedConn
+	if len(s.conns) > 0 {
+		s.idleCh = make(chan struct{})
+		idle = s.idleCh
+		for tc := range s.conns {
+			if tc.final.Load() {
+				finished = append(finished, tc)
+			}
+		}
+	}
+	s.mu.Unlock()
+	s.gen.Load().handoff.Close()
+	for _, tc := range finished {
+		tc.Close()
+	}
+
+	var err error
+	if idle != nil {
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			err = ctx.Err()
+			s.mu.Lock()
+			left := make([]*trackedConn, 0, len(s.conns))
+			for tc := range s.conns {
+				left = append(left, tc)
+			}
+			s.mu.Unlock()
+			s.logger.Warn("drain deadline passed; closing sessions", "sessions", len(left))
+			for _, tc := range left {
+				tc.Close()
+			}
+		}
+	}
+	s.cancel()
+	return err
+}
+
+// clientAddr finds the client's address. go-milter parses the connect
+// packet's address with net.ParseIP, which fails on Sendmail's
+// "IPv6:2001:db8::2" form, so the {client_addr} macro and the bracketed
+// host name Sendmail sends for unresolved clients are fallbacks.
+func clientAddr(addr net.IP, macros map[string]string, host string) (netip.Addr, bool) {
+	if a, ok := netip.AddrFromSlice(addr); ok {
+		return a.Unmap(), true
+	}
+	for _, s := range []string{macros["{client_addr}"], trimBrackets(host)} {
+		if a, err := netip.ParseAddr(trimIPv6Tag(s)); err == nil && s != "" {
+			return a.Unmap(), true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+func trimBrackets(s string) string {
+	if len(s) >= 2 && s[0] == '[' && s[len(s)-1] == ']' {
+		return s[1 : len(s)-1]
+	}
+	return ""
+}
+
+func trimIPv6Tag(s string) string {
+	if len(s) > 5 && (s[:5] == "IPv6:" || s[:5] == "ipv6:" || s[:5] == "IPV6:") {
+		return s[5:]
+	}
+	return s
+}
+
+func inPrefixes(ip netip.Addr, ps []netip.Prefix) bool {
+	for _, p := range ps {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// serverMetrics are the milter-side metrics; the engine's own are
+// registered by package rbl.
+type serverMetrics struct {
+	inFlight  prometheus.Gauge
+	decisions *prometheus.CounterVec
+}
+
+func newServerMetrics(reg prometheus.Registerer) (*serverMetrics, error) {
+	m := &serverMetrics{
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "rblmilter_milter_sessions_in_flight",
+			Help: "Milter connections currently open.",
+		}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rblmilter_decisions_total",
+			Help: "Connection decisions by result (accept, reject, tempfail, allowlisted, skip, allow, block, unknown_client), configured action and stage.",
+		}, []string{"result", "action", "stage"}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.inFlight, m.decisions} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("milter metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,514 @@
+package milter
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gomilter "github.com/emersion/go-milter"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/rblmilter/rblmilter/rbl"
+)
+
+// fakeChecker answers canned verdicts; it stands in for the engine so
+// these tests pin the milter's own logic. End-to-end tests with the real
+// engine live in e2e_test.go.
+type fakeChecker struct {
+	mu      sync.Mutex
+	listed  map[netip.Addr]rbl.Verdict
+	asked   []netip.Addr
+	release chan struct{} // when non-nil, Check waits for it
+}
+
+var zenList = &rbl.List{Zone: "zen.example", Name: "zen.example", Weight: 1}
+
+func listedVerdict(ip string, txt string) rbl.Verdict {
+	return rbl.Verdict{
+		IP: netip.MustParseAddr(ip), Decision: rbl.Reject, Score: 3,
+		Results: []rbl.Result{{
+			List: zenList, Outcome: rbl.Listed, Weight: 3, TXT: txt,
+			Codes: []netip.Addr{netip.MustParseAddr("127.0.0.2")},
+		}},
+	}
+}
+
+func (f *fakeChecker) Check(ctx context.Context, ip netip.Addr) rbl.Verdict {
+	f.mu.Lock()
+	f.asked = append(f.asked, ip)
+	v, ok := f.listed[ip]
+	rel := f.release
+	f.mu.Unlock()
+	if rel != nil {
+		select {
+		case <-rel:
+		case <-ctx.Done():
+		}
+	}
+	if ok {
+		return v
+	}
+	return rbl.Verdict{IP: ip, Decision: rbl.Accept}
+}
+
+func (f *fakeChecker) askedFor() []netip.Addr {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]netip.Addr(nil), f.asked...)
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type testServer struct {
+	srv  *Server
+	addr string
+	logs *syncBuffer
+	reg  *prometheus.Registry
+}
+
+func startServer(t *testing.T, p Policy, c Checker) *testServer {
+	t.Helper()
+	logs := &syncBuffer{}
+	reg := prometheus.NewRegistry()
+	srv, err := NewServer(p, c, ServerOptions{
+		Logger:     slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Registerer: reg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		if err := <-served; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve returned %v, want ErrServerClosed", err)
+		}
+	})
+	return &testServer{srv: srv, addr: ln.Addr().String(), logs: logs, reg: reg}
+}
+
+// mta opens a milter session as an MTA would. go-milter's default client
+// asks for actions a v2 server refuses, so the masks are 0.
+func mta(t *testing.T, addr string) *gomilter.ClientSession {
+	t.Helper()
+	cl := gomilter.NewClientWithOptions("tcp", addr, gomilter.ClientOptions{
+		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
+	})
+	s, err := cl.Session()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func connect(t *testing.T, s *gomilter.ClientSession, family gomilter.ProtoFamily, addr string, macros ...string) *gomilter.Action {
+	t.Helper()
+	if len(macros) > 0 {
+		if err := s.Macros(gomilter.CodeConn, macros...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	act, err := s.Conn("client.example", family, 25000, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return act
+}
+
+func basePolicy() Policy {
+	return Policy{Timeout: 2 * time.Second, ExemptRecipients: []string{"postmaster", "abuse@example.org"}, SkipAuthenticated: true}
+}
+
+func TestConnectStageRejectsListedAndAcceptsClean(t *testing.T) {
+	fc := &fakeChecker{listed: map[netip.Addr]rbl.Verdict{
+		netip.MustParseAddr("192.0.2.1"): listedVerdict("192.0.2.1", "see https://example/?ip=192.0.2.1 100%"),
+	}}
+	ts := startServer(t, basePolicy(), fc)
+
+	act := connect(t, mta(t, ts.addr), gomilter.FamilyInet, "192.0.2.1")
+	if act.Code != gomilter.ActReplyCode || act.SMTPCode != 554 {
+		t.Fatalf("listed client: got %+v, want a 554 reply", act)
+	}
+	want := "5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.example; see https://example/?ip=192.0.2.1 100%%"
+	if act.SMTPText != want {
+		t.Errorf("reply text\n got %q\nwant %q", act.SMTPText, want)
+	}
+
+	act = connect(t, mta(t, ts.addr), gomilter.FamilyInet, "198.51.100.7")
+	if act.Code != gomilter.ActAccept {
+		t.Fatalf("clean client: got %+v, want ACCEPT", act)
+	}
+	if got := testutil.ToFloat64(ts.srv.metrics.decisions.WithLabelValues("reject", "reject", "connect")); got != 1 {
+		t.Errorf("reject decisions = %v, want 1", got)
+	}
+	if !strings.Contains(ts.logs.String(), `msg=decision ip=192.0.2.1 decision=reject action=reject stage=connect score=3 lists="zen.example=127.0.0.2"`) {
+		t.Errorf("decision log line missing:\n%s", ts.logs.String())
+	}
+}
+
+func TestClientAddressForms(t *testing.T) {
+	v6 := netip.MustParseAddr("2001:db8::2")
+	tests := []struct {
+		name   string
+		family gomilter.ProtoFamily
+		addr   string
+		macros []string
+		host   string
+		want   netip.Addr
+	}{
+		{"ipv4", gomilter.FamilyInet, "192.0.2.9", nil, "", netip.MustParseAddr("192.0.2.9")},
+		{"ipv6 plain (Postfix)", gomilter.FamilyInet6, "2001:db8::2", nil, "", v6},
+		{"ipv4-mapped", gomilter.FamilyInet6, "::ffff:192.0.2.9", nil, "", netip.MustParseAddr("192.0.2.9")},
+		{"Sendmail IPv6: form via {client_addr}", gomilter.FamilyInet6, "IPv6:2001:db8::2", []string{"{client_addr}", "IPv6:2001:db8::2"}, "", v6},
+		{"Sendmail IPv6: form via bracketed host", gomilter.FamilyInet6, "IPv6:2001:db8::2", nil, "[IPv6:2001:db8::2]", v6},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fc := &fakeChecker{}
+			ts := startServer(t, basePolicy(), fc)
+			s := mta(t, ts.addr)
+			if len(tt.macros) > 0 {
+				if err := s.Macros(gomilter.CodeConn, tt.macros...); err != nil {
+					t.Fatal(err)
+				}
+			}
+			host := tt.host
+			if host == "" {
+				host = "client.example"
+			}
+			act, err := s.Conn(host, tt.family, 25, tt.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if act.Code != gomilter.ActAccept {
+				t.Fatalf("got %+v, want ACCEPT", act)
+			}
+			if got := fc.askedFor(); len(got) != 1 || got[0] != tt.want {
+				t.Fatalf("checker asked for %v, want [%v]", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLocalAndUnknownClientsAreAcceptedWithoutLookup(t *testing.T) {
+	fc := &fakeChecker{}
+	ts := startServer(t, basePolicy(), fc)
+	for _, fam := range []gomilter.ProtoFamily{gomilter.FamilyUnix, gomilter.FamilyUnknown} {
+		if act := connect(t, mta(t, ts.addr), fam, "/var/run/x"); act.Code != gomilter.ActAccept {
+			t.Errorf("family %c: got %+v, want ACCEPT", fam, act)
+		}
+	}
+	// A TCP client whose address cannot be read is accepted too: refusing
+	// would lose mail over a parsing problem.
+	if act := connect(t, mta(t, ts.addr), gomilter.FamilyInet, "not-an-ip"); act.Code != gomilter.ActAccept {
+		t.Errorf("garbage address: got %+v, want ACCEPT", act)
+	}
+	if got := fc.askedFor(); len(got) != 0 {
+		t.Errorf("checker asked for %v, want nothing", got)
+	}
+	if !strings.Contains(ts.logs.String(), "level=WARN msg=\"client address not usable; accepting\"") {
+		t.Errorf("want a warning for the unreadable TCP address:\n%s", ts.logs.String())
+	}
+}
+
+func TestSkipAllowBlockNetworks(t *testing.T) {
+	fc := &fakeChecker{listed: map[netip.Addr]rbl.Verdict{
+		netip.MustParseAddr("192.0.2.1"): listedVerdict("192.0.2.1", ""),
+	}}
+	p := basePolicy()
+	p.Skip = DefaultSkip()
+	p.Allow = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/28")}
+	p.Block = []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}
+	ts := startServer(t, p, fc)
+
+	if act := connect(t, mta(t, ts.addr), gomilter.FamilyInet, "10.1.2.3"); act.Code != gomilter.ActAccept {
+		t.Errorf("skipped: got %+v", act)
+	}
+	if act := connect(t, mta(t, ts.addr), gomilter.FamilyInet, "192.0.2.1"); act.Code != gomilter.ActAccept {
+		t.Errorf("allowed (though listed): got %+v", act)
+	}
+	act := connect(t, mta(t, ts.addr), gomilter.FamilyInet, "203.0.113.5")
+	if act.Code != gomilter.ActReplyCode || act.SMTPCode != 554 || !strings.Contains(act.SMTPText, "blocked using local block list") {
+		t.Errorf("blocked: got %+v", act)
+	}
+	if got := fc.askedFor(); len(got) != 0 {
+		t.Errorf("checker asked for %v, want nothing", got)
+	}
+}
+
+func TestActions(t *testing.T) {
+	listedIP := "192.0.2.1"
+	fc := &fakeChecker{listed: map[netip.Addr]rbl.Verdict{netip.MustParseAddr(listedIP): listedVerdict(listedIP, "")}}
+
+	t.Run("tempfail", func(t *testing.T) {
+		p := basePolicy()
+		p.Action = ActionTempfail
+		ts := startServer(t, p, fc)
+		act := connect(t, mta(t, ts.addr), gomilter.FamilyInet, listedIP)
+		if act.Code != gomilter.ActReplyCode || act.SMTPCode != 451 || !strings.HasPrefix(act.SMTPText, "4.7.1 ") {
+			t.Fatalf("got %+v, want 451 4.7.1", act)
+		}
+	})
+	t.Run("log", func(t *testing.T) {
+		p := basePolicy()
+		p.Action = ActionLog
+		ts := startServer(t, p, fc)
+		if act := connect(t, mta(t, ts.addr), gomilter.FamilyInet, listedIP); act.Code != gomilter.ActAccept {
+			t.Fatalf("got %+v, want ACCEPT", act)
+		}
+		if !strings.Contains(ts.logs.String(), "decision=reject action=log") {
+			t.Errorf("dry run must still log the decision:\n%s", ts.logs.String())
+		}
+	})
+	t.Run("tag", func(t *testing.T) {
+		p := basePolicy()
+		p.Action = ActionTag
+		ts := startServer(t, p, fc)
+		s := mta(t, ts.addr)
+		if act := connect(t, s, gomilter.FamilyInet, listedIP); act.Code != gomilter.ActContinue {
+			t.Fatalf("connect: got %+v, want CONTINUE", act)
+		}
+		mods, act, err := s.End()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if act.Code != gomilter.ActContinue {
+			t.Errorf("end of message: got %+v, want CONTINUE (accept)", act)
+		}
+		if len(mods) != 1 || mods[0].Code != gomilter.ActAddHeader || mods[0].HeaderName != "X-RBL" ||
+			mods[0].HeaderValue != "listed zen.example=127.0.0.2 score=3" {
+			t.Fatalf("modifications = %+v, want one X-RBL header", mods)
+		}
+		// A clean client is let go at connect.
+		if act := connect(t, mta(t, ts.addr), gomilter.FamilyInet, "198.51.100.1"); act.Code != gomilter.ActAccept {
+			t.Errorf("clean: got %+v, want ACCEPT", act)
+		}
+	})
+}
+
+func TestTempfailVerdict(t *testing.T) {
+	ip := netip.MustParseAddr("192.0.2.50")
+	failing := &rbl.List{Zone: "strict.example", Name: "strict.example", OnError: rbl.FailTempfail}
+	fc := &fakeChecker{listed: map[netip.Addr]rbl.Verdict{ip: {
+		IP: ip, Decision: rbl.Tempfail,
+		Results: []rbl.Result{{List: failing, Outcome: rbl.Timeout}},
+	}}}
+	ts := startServer(t, basePolicy(), fc)
+	act := connect(t, mta(t, ts.addr), gomilter.FamilyInet, ip.String())
+	want := "4.7.1 Service temporarily unavailable; Client host [192.0.2.50] could not be checked against strict.example"
+	if act.Code != gomilter.ActReplyCode || act.SMTPCode != 451 || act.SMTPText != want {
+		t.Fatalf("got %+v, want 451 %q", act, want)
+	}
+}
+
+func TestRcptStage(t *testing.T) {
+	listedIP := "192.0.2.1"
+	fc := &fakeChecker{listed: map[netip.Addr]rbl.Verdict{netip.MustParseAddr(listedIP): listedVerdict(listedIP, "")}}
+	p := basePolicy()
+	p.Stage = StageRcpt
+	ts := startServer(t, p, fc)
+
+	s := mta(t, ts.addr)
+	if act := connect(t, s, gomilter.FamilyInet, listedIP); act.Code != gomilter.ActContinue {
+		t.Fatalf("connect: got %+v, want CONTINUE", act)
+	}
+	if act, err := s.Mail("<sender@example.net>", nil); err != nil || act.Code != gomilter.ActContinue {
+		t.Fatalf("MAIL: %+v %v", act, err)
+	}
+	for _, rcpt := range []string{"<Postmaster@example.com>", "<abuse@example.org>"} {
+		if act, err := s.Rcpt(rcpt, nil); err != nil || act.Code != gomilter.ActContinue {
+			t.Fatalf("exempt %s: %+v %v", rcpt, act, err)
+		}
+	}
+	act, err := s.Rcpt("<abuse@example.com>", nil) // only abuse@example.org is exempt
+	if err != nil {
+		t.Fatal(err)
+	}
+	if act.Code != gomilter.ActReplyCode || act.SMTPCode != 554 {
+		t.Fatalf("RCPT: got %+v, want 554", act)
+	}
+
+	// Authenticated senders pass.
+	s = mta(t, ts.addr)
+	connect(t, s, gomilter.FamilyInet, listedIP)
+	if err := s.Macros(gomilter.CodeMail, "{auth_authen}", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	s.Mail("<alice@example.net>", nil)
+	if act, err := s.Rcpt("<someone@example.com>", nil); err != nil || act.Code != gomilter.ActContinue {
+		t.Fatalf("authenticated RCPT: %+v %v", act, err)
+	}
+
+	// Clean clients continue.
+	s = mta(t, ts.addr)
+	connect(t, s, gomilter.FamilyInet, "198.51.100.3")
+	s.Mail("<x@example.net>", nil)
+	if act, err := s.Rcpt("<someone@example.com>", nil); err != nil || act.Code != gomilter.ActContinue {
+		t.Fatalf("clean RCPT: %+v %v", act, err)
+	}
+}
+
+func TestReloadSwapsPolicyForNewSessions(t *testing.T) {
+	listedIP := "192.0.2.1"
+	fc := &fakeChecker{listed: map[netip.Addr]rbl.Verdict{netip.MustParseAddr(listedIP): listedVerdict(listedIP, "")}}
+	ts := startServer(t, basePolicy(), fc)
+	if act := connect(t, mta(t, ts.addr), gomilter.FamilyInet, listedIP); act.SMTPCode != 554 {
+		t.Fatalf("before reload: %+v", act)
+	}
+	p := basePolicy()
+	p.Action = ActionLog
+	if err := ts.srv.Reload(p, fc); err != nil {
+		t.Fatal(err)
+	}
+	if act := connect(t, mta(t, ts.addr), gomilter.FamilyInet, listedIP); act.Code != gomilter.ActAccept {
+		t.Fatalf("after reload to action=log: %+v", act)
+	}
+	bad := basePolicy()
+	bad.Reply = "250 ok"
+	if err := ts.srv.Reload(bad, fc); err == nil {
+		t.Fatal("Reload accepted a 2xx reply")
+	}
+	if act := connect(t, mta(t, ts.addr), gomilter.FamilyInet, listedIP); act.Code != gomilter.ActAccept {
+		t.Fatalf("a failed reload must keep the old policy: %+v", act)
+	}
+}
+
+func TestShutdownDrainsInFlightSessions(t *testing.T) {
+	listedIP := "192.0.2.1"
+	fc := &fakeChecker{
+		listed:  map[netip.Addr]rbl.Verdict{netip.MustParseAddr(listedIP): listedVerdict(listedIP, "")},
+		release: make(chan struct{}),
+	}
+	ts := startServer(t, basePolicy(), fc)
+
+	// An accepted session sits idle until the MTA quits: Shutdown must not
+	// wait for it.
+	idle := mta(t, ts.addr)
+	close(fc.release)
+	if act := connect(t, idle, gomilter.FamilyInet, "198.51.100.9"); act.Code != gomilter.ActAccept {
+		t.Fatal(act)
+	}
+	fc.mu.Lock()
+	fc.release = make(chan struct{})
+	rel := fc.release
+	fc.mu.Unlock()
+
+	inflight := mta(t, ts.addr)
+	verdict := make(chan *gomilter.Action, 1)
+	go func() {
+		act, err := inflight.Conn("c", gomilter.FamilyInet, 1, listedIP)
+		if err != nil {
+			t.Error(err)
+		}
+		verdict <- act
+	}()
+	waitFor(t, func() bool { return len(fc.askedFor()) == 2 })
+
+	done := make(chan error, 1)
+	go func() { done <- ts.srv.Shutdown(t.Context()) }()
+	// New sessions are refused once the listener is closed.
+	waitFor(t, func() bool {
+		c, err := net.Dial("tcp", ts.addr)
+		if err != nil {
+			return true
+		}
+		c.Close()
+		return false
+	})
+	select {
+	case err := <-done:
+		t.Fatalf("Shutdown returned %v while a session was in flight", err)
+	default:
+	}
+	close(rel)
+	if act := <-verdict; act == nil || act.SMTPCode != 554 {
+		t.Fatalf("in-flight session got %+v, want its 554 verdict", act)
+	}
+	inflight.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
+
+func TestShutdownDeadlineClosesStuckSessions(t *testing.T) {
+	fc := &fakeChecker{release: make(chan struct{})}
+	p := basePolicy()
+	p.Stage = StageRcpt
+	ts := startServer(t, p, fc)
+	s := mta(t, ts.addr)
+	connect(t, s, gomilter.FamilyInet, "192.0.2.77") // CONTINUE: the MTA will come back
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if err := ts.srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown = %v, want deadline exceeded", err)
+	}
+	close(fc.release)
+	if _, err := s.Rcpt("<x@example.com>", nil); err == nil {
+		t.Fatal("session still open after the drain deadline")
+	}
+}
+
+func TestIdleConnectionsAreClosed(t *testing.T) {
+	srv, err := NewServer(basePolicy(), &fakeChecker{}, ServerOptions{IdleTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Shutdown(t.Context())
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("read from idle session: %v, want EOF from the server closing it", err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, not a wait for an event
+	}
+}
