@@ -74,8 +74,9 @@ type List struct {
 	// Name is what replies, logs and errors show. Defaults to Zone.
 	Name string
 	// Key is a DQS-style access key prepended as a label to every query.
-	// It is a secret: it never appears in any output.
-	Key string
+	// It is a secret: it never appears in any output (String, GoString,
+	// errors and JSON all leave it out).
+	Key string `json:"-"`
 	// Weight is added once when any filter without its own weight matches
 	// (or, with no filters, when the answer is a listing at all).
 	Weight int
@@ -123,7 +124,7 @@ type Config struct {
 // Result is one list entry's part of a Verdict.
 type Result struct {
 	// List points at the entry in the Checker's configuration.
-	List *List
+	List    *List
 	Outcome Outcome
 	// Codes are every A record of the answer (Listed, Refused, Bogus).
 	Codes []netip.Addr
@@ -131,9 +132,13 @@ type Result struct {
 	TXT string
 	// Weight is what this entry added to the score (0 unless counted).
 	Weight int
+	// Matched is the weight the answer is worth by the list's filters,
+	// whether counted or not: for a Shadow list it is what the list would
+	// have added.
+	Matched int
 	// Duration of the lookup; 0 when served from the cache.
 	Duration time.Duration
-	Cached bool
+	Cached   bool
 	// Err describes Error/Timeout outcomes; it never contains the key.
 	Err error
 }

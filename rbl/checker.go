@@ -1,0 +1,595 @@
+package rbl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/sync/singleflight"
+)
+
+// DefaultTimeout is the per-list timeout when Config.Timeout is 0.
+const DefaultTimeout = 5 * time.Second
+
+// Options are the Checker's injected dependencies.
+type Options struct {
+	// Resolver asks DNS; required.
+	Resolver Resolver
+	// Cache may be nil (no caching). One Cache may be shared by several
+	// Checkers, e.g. the old and the new one across a config reload.
+	Cache *Cache
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger gets debug lines about failed lookups; nil discards them.
+	Logger *slog.Logger
+	// Observer, if set, is told about queries, lookups and verdicts (for
+	// metrics).
+	Observer Observer
+	// Health, if set, switches unhealthy lists off and hears about every
+	// fresh answer.
+	Health Health
+}
+
+// Observer is told what the engine does, for metrics. Its methods are called
+// concurrently from Check and from background lookups and must be fast and
+// must not modify what they are given. Everything they get is safe to use as
+// a bounded metric label (list display names, outcomes, codes) — never
+// derive a label from the client address.
+type Observer interface {
+	// QuerySent is called for each DNS query handed to the resolver, after
+	// cache and de-duplication. list is the display name of the first
+	// list entry that uses the query zone.
+	QuerySent(list string, qtype uint16)
+	// LookupDone is called exactly once per list entry and Check, when the
+	// entry's result is known: from Check for cached answers and lists not
+	// asked (Disabled), otherwise when the lookup ends — even when that is
+	// after an early decision returned the verdict (where the entry shows
+	// as Pending) or after the caller's deadline (where it shows as
+	// Timeout).
+	LookupDone(r Result)
+	// VerdictDone is called once per Check with the verdict returned.
+	VerdictDone(v Verdict)
+}
+
+// Health lets a list-health monitor switch lists off and learn from live
+// traffic. Its methods are called concurrently and must be fast. The *List
+// points into the calling Checker's configuration, which is replaced on
+// reload: identify lists by Zone and Name, not by pointer.
+type Health interface {
+	// Enabled reports whether the list may be asked and counted now. A
+	// disabled list gets Outcome Disabled. Called for every list on every
+	// Check.
+	Enabled(list *List) bool
+	// Observe is told each fresh DNS answer (not cached ones, and once per
+	// query however many checks share it), classified for list, so that
+	// error codes, bogus answers and timeouts in live traffic are noticed
+	// without waiting for the next probe.
+	Observe(list *List, r Result)
+}
+
+// Checker scores client addresses against the configured lists. It is safe
+// for concurrent use.
+type Checker struct {
+	cfg      Config
+	resolver Resolver
+	cache    *Cache
+	now      func() time.Time
+	log      *slog.Logger
+	obs      Observer
+	health   Health
+
+	groups []group
+	// entries run parallel to cfg.Lists.
+	entries []entry
+
+	// bg is the parent of every DNS query: queries outlive the Check that
+	// started them (to fill the cache after an early decision) but not the
+	// Checker.
+	bg       context.Context
+	cancelBg context.CancelFunc
+	flights  singleflight.Group
+
+	mu     sync.Mutex // guards closed and wg.Add
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// group is every list entry that shares one query zone, and so one DNS
+// query per client.
+type group struct {
+	// zone is the query zone in lower case, key included: a secret.
+	zone   string
+	zoneID uint32
+	// name is the display name of the first entry, for the Observer.
+	name    string
+	lists   []int
+	timeout time.Duration
+}
+
+type entry struct {
+	group int
+	// bit is the entry's bit in its group's activity mask.
+	bit    uint64
+	lo, hi int
+}
+
+// maxGroupLists bounds how many entries may share one query zone, so that a
+// group's active entries fit in a uint64.
+const maxGroupLists = 64
+
+// NewChecker validates cfg, applies defaults and returns a Checker.
+//
+// Defaults: Threshold 1, Timeout DefaultTimeout, a list's Name is its Zone
+// and its Timeout is Config.Timeout, and a list with both IPv4 and IPv6 off
+// is on for both (the zero List is usable). A list's Weight is taken as
+// given: 0 counts nothing.
+func NewChecker(cfg Config, opts Options) (*Checker, error) {
+	if opts.Resolver == nil {
+		return nil, errors.New("rbl: no resolver")
+	}
+	if cfg.Threshold < 0 {
+		return nil, fmt.Errorf("rbl: threshold %d must be positive", cfg.Threshold)
+	}
+	if cfg.Threshold == 0 {
+		cfg.Threshold = 1
+	}
+	if cfg.AllowlistThreshold > 0 {
+		return nil, fmt.Errorf("rbl: allowlist threshold %d must be negative (or 0 for off)", cfg.AllowlistThreshold)
+	}
+	if cfg.Timeout < 0 {
+		return nil, fmt.Errorf("rbl: negative timeout %s", cfg.Timeout)
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	c := &Checker{
+		resolver: opts.Resolver,
+		cache:    opts.Cache,
+		now:      opts.Now,
+		log:      opts.Logger,
+		obs:      opts.Observer,
+		health:   opts.Health,
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	lists := make([]List, len(cfg.Lists))
+	copy(lists, cfg.Lists)
+	cfg.Lists = lists
+	byZone := make(map[string]int)
+	for i := range cfg.Lists {
+		l := &cfg.Lists[i]
+		if err := normalizeList(l, cfg.Timeout); err != nil {
+			return nil, fmt.Errorf("rbl: list %d (%s): %w", i+1, l, err)
+		}
+		l.Filters = append([]Filter(nil), l.Filters...)
+		qzone := strings.ToLower(l.queryZone())
+		gi, ok := byZone[qzone]
+		if !ok {
+			gi = len(c.groups)
+			byZone[qzone] = gi
+			g := group{zone: qzone, name: l.String()}
+			if c.cache != nil {
+				g.zoneID = c.cache.zoneID(qzone)
+			}
+			c.groups = append(c.groups, g)
+		}
+		g := &c.groups[gi]
+		if len(g.lists) == maxGroupLists {
+			return nil, fmt.Errorf("rbl: list %d (%s): more than %d entries share one zone", i+1, l, maxGroupLists)
+		}
+		lo, hi := l.weightRange()
+		c.entries = append(c.entries, entry{group: gi, bit: 1 << len(g.lists), lo: lo, hi: hi})
+		g.lists = append(g.lists, i)
+		g.timeout = max(g.timeout, l.Timeout)
+	}
+	c.cfg = cfg
+	c.bg, c.cancelBg = context.WithCancel(context.Background())
+	return c, nil
+}
+
+// normalizeList checks one list and fills in its defaults. Its errors name
+// the list by display name only, never the key.
+func normalizeList(l *List, timeout time.Duration) error {
+	zone, perr := parseZone(l.Zone)
+	if perr != nil {
+		return errors.New(perr.detail)
+	}
+	l.Zone = zone
+	if l.Key != "" {
+		if strings.ContainsAny(l.Key, ".") || checkLabel(l.Key) != nil {
+			return errors.New("key is not a single DNS label (letters, digits, '-', '_'; at most 63)")
+		}
+		if len(l.Key)+1+len(zone) > maxZoneLen {
+			return errors.New("key and zone together are too long for a query name")
+		}
+	}
+	if l.Name == "" {
+		l.Name = l.Zone
+	}
+	if l.Key != "" && strings.Contains(l.Name, l.Key) {
+		return errors.New("display name contains the key")
+	}
+	if l.Weight > maxWeight || l.Weight < -maxWeight {
+		return fmt.Errorf("weight %d is out of range -%d..%d", l.Weight, maxWeight, maxWeight)
+	}
+	for i := range l.Filters {
+		f := &l.Filters[i]
+		if f.matcher.kind == filterInvalid {
+			return fmt.Errorf("filter %d was not made by ParseFilter", i+1)
+		}
+		if f.Weight > maxWeight || f.Weight < -maxWeight {
+			return fmt.Errorf("filter %s: weight out of range -%d..%d", f, maxWeight, maxWeight)
+		}
+	}
+	if l.Timeout < 0 {
+		return fmt.Errorf("negative timeout %s", l.Timeout)
+	}
+	if l.Timeout == 0 {
+		l.Timeout = timeout
+	}
+	if !l.IPv4 && !l.IPv6 {
+		l.IPv4, l.IPv6 = true, true
+	}
+	if l.OnError != FailIgnore && l.OnError != FailTempfail {
+		return fmt.Errorf("unknown failure policy %d", l.OnError)
+	}
+	return nil
+}
+
+// Config returns the effective configuration (defaults applied).
+func (c *Checker) Config() Config {
+	cfg := c.cfg
+	cfg.Lists = make([]List, len(c.cfg.Lists))
+	for i, l := range c.cfg.Lists {
+		l.Filters = append([]Filter(nil), l.Filters...)
+		cfg.Lists[i] = l
+	}
+	return cfg
+}
+
+// Close stops background lookups and waits for them. Checks after Close
+// get only cached answers; every other list ends in Error.
+func (c *Checker) Close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.cancelBg()
+	c.wg.Wait()
+}
+
+var errClosed = errors.New("checker is closed")
+
+// groupResult is what a background group lookup hands back to Check.
+type groupResult struct {
+	group   int
+	active  uint64
+	results []Result
+}
+
+// Check looks ip up on every list in parallel and returns the verdict. It
+// returns as soon as no pending answer can change the decision (Early);
+// the lookups left behind go on in the background to fill the cache. When
+// ctx ends first, the lists still pending end in Timeout and their failure
+// policy decides. Results are in configuration order.
+func (c *Checker) Check(ctx context.Context, ip netip.Addr) Verdict {
+	start := c.now()
+	v := Verdict{IP: ip, Results: make([]Result, len(c.cfg.Lists))}
+	is4 := ip.Unmap().Is4()
+
+	var pendingMask []uint64 // per group: active entries waiting for DNS
+	var ch chan groupResult
+	async := 0
+	for gi := range c.groups {
+		g := &c.groups[gi]
+		var active uint64
+		for _, li := range g.lists {
+			l := &c.cfg.Lists[li]
+			r := &v.Results[li]
+			r.List = l
+			switch {
+			case !ip.IsValid():
+				r.Outcome = Error
+				r.Err = &LookupError{List: l.String(), msg: "invalid IP address"}
+			case is4 && !l.IPv4 || !is4 && !l.IPv6 || c.health != nil && !c.health.Enabled(l):
+				r.Outcome = Disabled
+			default:
+				active |= c.entries[li].bit
+				continue
+			}
+			if c.obs != nil {
+				c.obs.LookupDone(*r)
+			}
+		}
+		if active == 0 {
+			continue
+		}
+		var pre *answer
+		if c.cache != nil {
+			if e, ok := c.cache.get(g.zoneID, ip); ok {
+				a := e.answer()
+				if !c.needTXT(g, active, &a) {
+					c.apply(&v, g, active, &a)
+					continue
+				}
+				if txt, ok := c.cache.getTXT(g.zoneID, ip); ok {
+					a.txt = txt
+					c.apply(&v, g, active, &a)
+					continue
+				}
+				pre = &a
+			}
+		}
+		if ch == nil {
+			// Buffered for every group, so a lookup that ends after
+			// Check returned never blocks.
+			ch = make(chan groupResult, len(c.groups)-gi)
+			pendingMask = make([]uint64, len(c.groups))
+		}
+		if !c.spawn(gi, ip, active, pre, ch) {
+			a := answer{kind: answerError, err: errClosed}
+			c.apply(&v, g, active, &a)
+			continue
+		}
+		pendingMask[gi] = active
+		async++
+	}
+
+	decision, decided := c.decide(&v)
+	for async > 0 && !decided {
+		select {
+		case gr := <-ch:
+			async--
+			pendingMask[gr.group] = 0
+			g := &c.groups[gr.group]
+			for k, li := range g.lists {
+				if gr.active&c.entries[li].bit != 0 {
+					v.Results[li] = gr.results[k]
+				}
+			}
+		case <-ctx.Done():
+			c.expire(&v, pendingMask, ctx.Err())
+			async = 0
+		}
+		decision, decided = c.decide(&v)
+	}
+	v.Decision = decision
+	for i := range v.Results {
+		if v.Results[i].Outcome == Pending {
+			v.Early = true
+			break
+		}
+	}
+	v.Duration = c.now().Sub(start)
+	if c.obs != nil {
+		c.obs.VerdictDone(v)
+	}
+	return v
+}
+
+// apply records a group's answer, got without waiting (cache hit or closed
+// checker), in the verdict.
+func (c *Checker) apply(v *Verdict, g *group, active uint64, a *answer) {
+	for _, li := range g.lists {
+		if active&c.entries[li].bit == 0 {
+			continue
+		}
+		r := resultOf(&c.cfg.Lists[li], a)
+		if r.Outcome == Listed {
+			r.TXT = a.txt
+		}
+		v.Results[li] = r
+		if c.obs != nil {
+			c.obs.LookupDone(r)
+		}
+	}
+}
+
+// needTXT reports whether the TXT record must be fetched for this answer:
+// only when asked for, and only when some active entry counts it as listed.
+func (c *Checker) needTXT(g *group, active uint64, a *answer) bool {
+	if !c.cfg.FetchTXT || a.kind != answerRecords {
+		return false
+	}
+	for _, li := range g.lists {
+		if active&c.entries[li].bit != 0 {
+			if out, _ := c.cfg.Lists[li].classify(a.codes); out == Listed {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// spawn starts a background lookup of group gi, unless the Checker is
+// closed.
+func (c *Checker) spawn(gi int, ip netip.Addr, active uint64, pre *answer, ch chan<- groupResult) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		ch <- c.lookupGroup(gi, ip, active, pre)
+	}()
+	return true
+}
+
+// lookupGroup resolves one group for one client, under the group's own
+// timeout and the Checker's lifetime, never the caller's context: its
+// answer fills the cache even when Check has already returned.
+func (c *Checker) lookupGroup(gi int, ip netip.Addr, active uint64, pre *answer) groupResult {
+	start := c.now()
+	g := &c.groups[gi]
+	var a answer
+	if pre != nil {
+		a = *pre
+	} else {
+		a = c.resolve(g, ip)
+	}
+	if c.needTXT(g, active, &a) {
+		a.txt = c.resolveTXT(g, ip)
+	}
+	dur := c.now().Sub(start)
+	results := make([]Result, len(g.lists))
+	for k, li := range g.lists {
+		if active&c.entries[li].bit == 0 {
+			continue
+		}
+		r := resultOf(&c.cfg.Lists[li], &a)
+		if r.Outcome == Listed {
+			r.TXT = a.txt
+		}
+		r.Duration = dur
+		results[k] = r
+		if c.obs != nil {
+			c.obs.LookupDone(r)
+		}
+	}
+	return groupResult{group: gi, active: active, results: results}
+}
+
+// resolve asks DNS for a group's A records, sharing the query with every
+// concurrent Check of the same client.
+func (c *Checker) resolve(g *group, ip netip.Addr) answer {
+	name := QueryName(ip, g.zone)
+	v, _, _ := c.flights.Do(name, func() (any, error) {
+		// A flight that ended between our cache miss and now has
+		// filled the cache: use that rather than ask again.
+		if c.cache != nil {
+			if e, ok := c.cache.peek(g.zoneID, ip); ok {
+				a := e.answer()
+				return &a, nil
+			}
+		}
+		ctx, cancel := context.WithTimeout(c.bg, g.timeout)
+		defer cancel()
+		if c.obs != nil {
+			c.obs.QuerySent(g.name, dns.TypeA)
+		}
+		start := c.now()
+		m, err := c.resolver.Query(ctx, name, dns.TypeA)
+		a := newAnswer(m, err)
+		if c.bg.Err() != nil {
+			// Closing, not a DNS failure: neither cache nor report it.
+			return &a, nil
+		}
+		if c.cache != nil {
+			c.cache.put(g.zoneID, ip, &a)
+		}
+		if a.err != nil {
+			c.log.Debug("DNS lookup failed", "list", g.name, "err", newLookupError(&c.cfg.Lists[g.lists[0]], a.err, false).msg)
+		}
+		if c.health != nil {
+			dur := c.now().Sub(start)
+			for _, li := range g.lists {
+				l := &c.cfg.Lists[li]
+				r := resultOf(l, &a)
+				r.Duration = dur
+				c.health.Observe(l, r)
+			}
+		}
+		return &a, nil
+	})
+	return *v.(*answer)
+}
+
+// resolveTXT fetches the TXT record of a listed client; failures just leave
+// the text empty.
+func (c *Checker) resolveTXT(g *group, ip netip.Addr) string {
+	name := QueryName(ip, g.zone)
+	v, _, _ := c.flights.Do(name+" TXT", func() (any, error) {
+		if c.cache != nil {
+			if txt, ok := c.cache.getTXT(g.zoneID, ip); ok {
+				return txt, nil
+			}
+		}
+		ctx, cancel := context.WithTimeout(c.bg, g.timeout)
+		defer cancel()
+		if c.obs != nil {
+			c.obs.QuerySent(g.name, dns.TypeTXT)
+		}
+		m, err := c.resolver.Query(ctx, name, dns.TypeTXT)
+		if err != nil {
+			return "", nil
+		}
+		txt, ttl := txtFromMsg(m)
+		if c.cache != nil {
+			c.cache.putTXT(g.zoneID, ip, txt, ttl)
+		}
+		return txt, nil
+	})
+	return v.(string)
+}
+
+// expire ends every lookup still pending when the caller's context ended.
+func (c *Checker) expire(v *Verdict, pendingMask []uint64, err error) {
+	msg := "no answer before the check's deadline"
+	if !errors.Is(err, context.DeadlineExceeded) {
+		msg = "check cancelled before an answer"
+	}
+	for gi, mask := range pendingMask {
+		if mask == 0 {
+			continue
+		}
+		for _, li := range c.groups[gi].lists {
+			if mask&c.entries[li].bit != 0 {
+				l := &c.cfg.Lists[li]
+				v.Results[li] = Result{List: l, Outcome: Timeout, Err: &LookupError{List: l.String(), Timeout: true, msg: msg}}
+			}
+		}
+	}
+}
+
+// decide computes the score of the answers so far and whether the decision
+// is certain whatever the pending lists answer. Pending lists, and failed
+// lists whose policy is FailTempfail, may still add anything between their
+// least and greatest weight; the decision is certain when it is the same at
+// both ends. When nothing is pending and it is still uncertain, a failed
+// FailTempfail list could have changed it: Tempfail.
+func (c *Checker) decide(v *Verdict) (Decision, bool) {
+	score, lo, hi, pending := 0, 0, 0, false
+	for i := range v.Results {
+		r := &v.Results[i]
+		if r.List.Shadow {
+			continue
+		}
+		switch {
+		case r.Outcome == Pending:
+			lo += c.entries[i].lo
+			hi += c.entries[i].hi
+			pending = true
+		case r.Outcome.Failed() && r.List.OnError == FailTempfail:
+			lo += c.entries[i].lo
+			hi += c.entries[i].hi
+		default:
+			score += r.Weight
+		}
+	}
+	v.Score = score
+	lo += score
+	hi += score
+	threshold, allow := c.cfg.Threshold, c.cfg.AllowlistThreshold
+	switch {
+	case lo >= threshold:
+		return Reject, true
+	case allow < 0 && hi <= allow:
+		return Allowlisted, true
+	case hi < threshold && (allow == 0 || lo > allow):
+		return Accept, true
+	case !pending:
+		return Tempfail, true
+	}
+	return Accept, false
+}

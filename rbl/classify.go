@@ -1,0 +1,180 @@
+package rbl
+
+import (
+	"net/netip"
+)
+
+var outcomeNames = [...]string{
+	Pending:   "pending",
+	NotListed: "not_listed",
+	Listed:    "listed",
+	Refused:   "refused",
+	Bogus:     "bogus",
+	Error:     "error",
+	Timeout:   "timeout",
+	Disabled:  "disabled",
+}
+
+// String returns the metric/log name of the outcome: "pending",
+// "not_listed", "listed", "refused", "bogus", "error", "timeout", "disabled".
+func (o Outcome) String() string {
+	if int(o) < len(outcomeNames) {
+		return outcomeNames[o]
+	}
+	return "unknown"
+}
+
+// Failed reports whether the outcome is a DNS failure (Error or Timeout),
+// which the list's FailurePolicy handles.
+func (o Outcome) Failed() bool { return o == Error || o == Timeout }
+
+var decisionNames = [...]string{
+	Accept:      "accept",
+	Reject:      "reject",
+	Tempfail:    "tempfail",
+	Allowlisted: "allowlisted",
+}
+
+// String returns "accept", "reject", "tempfail" or "allowlisted".
+func (d Decision) String() string {
+	if int(d) < len(decisionNames) {
+		return decisionNames[d]
+	}
+	return "unknown"
+}
+
+// String returns "ignore" or "tempfail", as written in the config file.
+func (p FailurePolicy) String() string {
+	if p == FailTempfail {
+		return "tempfail"
+	}
+	return "ignore"
+}
+
+// isErrorCode reports whether an A record is a list operator's error code
+// rather than a listing: 127.255.255.0/24 (Spamhaus: typo, public or open
+// resolver, excessive queries), 127.0.1.255 (Spamhaus DBL asked about an IP)
+// and 127.0.0.255 (dnswl.org over quota).
+func isErrorCode(code uint32) bool {
+	return code&0xffffff00 == 0x7fffff00 || code == 0x7f0001ff || code == 0x7f0000ff
+}
+
+func inLoopback(code uint32) bool { return code>>24 == 127 }
+
+// codeSet is the A records of one answer, each as 4 big-endian bytes. As a
+// string it can be interned by the cache and compared cheaply.
+type codeSet string
+
+func (c codeSet) len() int { return len(c) / 4 }
+
+func (c codeSet) at(i int) uint32 {
+	s := c[4*i : 4*i+4]
+	return uint32(s[0])<<24 | uint32(s[1])<<16 | uint32(s[2])<<8 | uint32(s[3])
+}
+
+func appendCode(dst []byte, code uint32) []byte {
+	return append(dst, byte(code>>24), byte(code>>16), byte(code>>8), byte(code))
+}
+
+// addrs returns the codes as addresses; nil when there are none.
+func (c codeSet) addrs() []netip.Addr {
+	n := c.len()
+	if n == 0 {
+		return nil
+	}
+	out := make([]netip.Addr, n)
+	for i := range out {
+		out[i] = uint32ToAddr(c.at(i))
+	}
+	return out
+}
+
+// Classify decides what an answer's A records mean for this list and what
+// weight they add. No records is NotListed; any record outside 127.0.0.0/8
+// makes the answer Bogus and any operator error code makes it Refused,
+// whatever the filters say, and neither ever adds weight. Otherwise the
+// filters decide between Listed and NotListed. Non-IPv4 codes count as
+// outside 127.0.0.0/8.
+func (l *List) Classify(codes []netip.Addr) (Outcome, int) {
+	buf := make([]byte, 0, 4*len(codes))
+	for _, a := range codes {
+		if !a.Is4() {
+			return Bogus, 0
+		}
+		buf = appendCode(buf, addrToUint32(a))
+	}
+	return l.classify(codeSet(buf))
+}
+
+func (l *List) classify(codes codeSet) (Outcome, int) {
+	n := codes.len()
+	if n == 0 {
+		return NotListed, 0
+	}
+	refused := false
+	for i := range n {
+		c := codes.at(i)
+		if !inLoopback(c) {
+			return Bogus, 0
+		}
+		if isErrorCode(c) {
+			refused = true
+		}
+	}
+	if refused {
+		return Refused, 0
+	}
+	if len(l.Filters) == 0 {
+		return Listed, l.Weight
+	}
+	weight, matched, matchedDefault := 0, false, false
+	for fi := range l.Filters {
+		f := &l.Filters[fi]
+		for i := range n {
+			if f.matcher.match(codes.at(i)) {
+				matched = true
+				if f.HasWeight {
+					weight += f.Weight
+				} else {
+					matchedDefault = true
+				}
+				break
+			}
+		}
+	}
+	if !matched {
+		return NotListed, 0
+	}
+	if matchedDefault {
+		weight += l.Weight
+	}
+	return Listed, weight
+}
+
+// weightRange returns the least and the greatest weight the list can add:
+// the bounds used to decide early while it is still pending.
+func (l *List) weightRange() (lo, hi int) {
+	add := func(w int) {
+		if w < 0 {
+			lo += w
+		} else {
+			hi += w
+		}
+	}
+	if len(l.Filters) == 0 {
+		add(l.Weight)
+		return lo, hi
+	}
+	hasDefault := false
+	for i := range l.Filters {
+		if l.Filters[i].HasWeight {
+			add(l.Filters[i].Weight)
+		} else {
+			hasDefault = true
+		}
+	}
+	if hasDefault {
+		add(l.Weight)
+	}
+	return lo, hi
+}

@@ -1,0 +1,398 @@
+// Package rbltest provides a fake DNSBL server for tests: a miekg/dns server
+// on 127.0.0.1 (UDP and TCP on one port) whose answers are set per query
+// name, with delays, holds, TTLs, error codes, truncation and silence. It
+// never talks to anything but loopback.
+//
+//	srv := rbltest.NewServer(t)
+//	srv.Set(rbl.QueryName(ip, "bl.test"), rbltest.A("127.0.0.2"), rbltest.TXT("listed"))
+//	resolver, _ := rbl.NewResolver(rbl.ResolverConfig{Servers: []string{srv.Addr()}})
+package rbltest
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Server is a fake DNS server. Names that were not Set answer NXDOMAIN with
+// an SOA record (see SetDefault). It is safe for concurrent use and shuts
+// down when the test ends.
+type Server struct {
+	t        testing.TB
+	addr     string
+	udp, tcp *dns.Server
+	done     chan struct{}
+
+	mu          sync.Mutex
+	rules       map[string]*rule
+	def         rule
+	queries     map[string]int
+	tcpQueries  map[string]int
+	total       int
+	inFlight    int
+	maxInFlight int
+	// changed is closed (and replaced) whenever counts change, so waiters
+	// need not poll.
+	changed chan struct{}
+}
+
+type rule struct {
+	a        []netip.Addr
+	txt      []string
+	ttl      uint32
+	soaTTL   uint32
+	soaMin   uint32
+	noSOA    bool
+	rcode    int
+	delay    time.Duration
+	hold     <-chan struct{}
+	silent   bool
+	truncate bool
+	mismatch bool
+}
+
+func defaultRule() rule {
+	return rule{ttl: 300, soaTTL: 3600, soaMin: 300, rcode: -1}
+}
+
+// Option shapes the answer for a name.
+type Option func(*rule)
+
+// A makes the name exist with these A records ("127.0.0.2").
+func A(addrs ...string) Option {
+	return func(r *rule) {
+		for _, s := range addrs {
+			r.a = append(r.a, netip.MustParseAddr(s))
+		}
+	}
+}
+
+// TXT adds a TXT record, answered to TXT queries.
+func TXT(text string) Option { return func(r *rule) { r.txt = append(r.txt, text) } }
+
+// TTL sets the TTL of the A and TXT records, in seconds (default 300).
+func TTL(seconds uint32) Option { return func(r *rule) { r.ttl = seconds } }
+
+// NegativeTTL sets the SOA record's TTL and MINIMUM field sent with
+// NXDOMAIN and NODATA answers (default 3600 and 300).
+func NegativeTTL(soaTTL, minimum uint32) Option {
+	return func(r *rule) { r.soaTTL, r.soaMin = soaTTL, minimum }
+}
+
+// NoSOA leaves the SOA record out of negative answers.
+func NoSOA() Option { return func(r *rule) { r.noSOA = true } }
+
+// Rcode answers with this response code and no records (e.g.
+// dns.RcodeServerFailure, dns.RcodeRefused).
+func Rcode(rcode int) Option { return func(r *rule) { r.rcode = rcode } }
+
+// Delay waits d before answering.
+func Delay(d time.Duration) Option { return func(r *rule) { r.delay = d } }
+
+// Hold answers only once release is closed (or the server stops): tests
+// control timing without sleeping.
+func Hold(release <-chan struct{}) Option { return func(r *rule) { r.hold = release } }
+
+// Silent never answers.
+func Silent() Option { return func(r *rule) { r.silent = true } }
+
+// Truncate answers UDP queries with the TC bit and no records, so clients
+// must retry over TCP, where the full answer is given.
+func Truncate() Option { return func(r *rule) { r.truncate = true } }
+
+// Mismatch answers with a question that differs from the one asked.
+func Mismatch() Option { return func(r *rule) { r.mismatch = true } }
+
+// NewServer starts a server on 127.0.0.1, UDP and TCP on the same port,
+// stopped by t.Cleanup.
+func NewServer(t testing.TB) *Server {
+	t.Helper()
+	s := &Server{
+		t:          t,
+		done:       make(chan struct{}),
+		rules:      make(map[string]*rule),
+		def:        defaultRule(),
+		queries:    make(map[string]int),
+		tcpQueries: make(map[string]int),
+		changed:    make(chan struct{}),
+	}
+	pc, ln := listenPair(t)
+	s.addr = pc.LocalAddr().String()
+	handler := dns.HandlerFunc(s.serve)
+	s.udp = &dns.Server{PacketConn: pc, Handler: handler}
+	s.tcp = &dns.Server{Listener: ln, Handler: handler}
+	for _, srv := range []*dns.Server{s.udp, s.tcp} {
+		started := make(chan struct{})
+		srv.NotifyStartedFunc = func() { close(started) }
+		go func() { _ = srv.ActivateAndServe() }()
+		<-started
+	}
+	t.Cleanup(s.close)
+	return s
+}
+
+// listenPair opens UDP and TCP sockets on the same loopback port.
+func listenPair(t testing.TB) (net.PacketConn, net.Listener) {
+	t.Helper()
+	var lastErr error
+	for range 20 {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("rbltest: %v", err)
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln
+		}
+		lastErr = err
+		pc.Close()
+	}
+	t.Fatalf("rbltest: no port free for both UDP and TCP: %v", lastErr)
+	return nil, nil
+}
+
+func (s *Server) close() {
+	close(s.done)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.udp.ShutdownContext(ctx)
+	_ = s.tcp.ShutdownContext(ctx)
+}
+
+// Addr is the server's "127.0.0.1:port", for rbl.ResolverConfig.Servers.
+func (s *Server) Addr() string { return s.addr }
+
+func canonical(name string) string {
+	return strings.ToLower(strings.TrimSuffix(name, "."))
+}
+
+// Set defines the answers for name (with or without the trailing dot, any
+// case), replacing earlier ones. Without A records the name does not exist
+// (NXDOMAIN) unless Rcode says otherwise.
+func (s *Server) Set(name string, opts ...Option) {
+	r := defaultRule()
+	for _, o := range opts {
+		o(&r)
+	}
+	s.mu.Lock()
+	s.rules[canonical(name)] = &r
+	s.mu.Unlock()
+}
+
+// Delete forgets name: it answers like any unknown name again.
+func (s *Server) Delete(name string) {
+	s.mu.Lock()
+	delete(s.rules, canonical(name))
+	s.mu.Unlock()
+}
+
+// SetDefault shapes the answer for names not Set (NXDOMAIN by default).
+func (s *Server) SetDefault(opts ...Option) {
+	r := defaultRule()
+	for _, o := range opts {
+		o(&r)
+	}
+	s.mu.Lock()
+	s.def = r
+	s.mu.Unlock()
+}
+
+// Queries returns how many queries (any type, UDP or TCP) asked for name.
+func (s *Server) Queries(name string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queries[canonical(name)]
+}
+
+// TCPQueries returns how many of them came over TCP.
+func (s *Server) TCPQueries(name string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tcpQueries[canonical(name)]
+}
+
+// TotalQueries returns how many queries arrived in all.
+func (s *Server) TotalQueries() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.total
+}
+
+// InFlight returns how many queries are being answered right now (waiting
+// on a Delay or Hold); MaxInFlight the most there ever were at once.
+func (s *Server) InFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inFlight
+}
+
+// MaxInFlight returns the most queries ever in flight at once.
+func (s *Server) MaxInFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxInFlight
+}
+
+// WaitInFlight blocks until n queries are in flight at once, failing the
+// test after 10 seconds.
+func (s *Server) WaitInFlight(t testing.TB, n int) {
+	t.Helper()
+	s.wait(t, func() bool { return s.inFlight >= n }, "%d queries in flight", n)
+}
+
+// WaitQueries blocks until name was asked n times, failing the test after
+// 10 seconds.
+func (s *Server) WaitQueries(t testing.TB, name string, n int) {
+	t.Helper()
+	name = canonical(name)
+	s.wait(t, func() bool { return s.queries[name] >= n }, "%d queries for %s", n, name)
+}
+
+func (s *Server) wait(t testing.TB, cond func() bool, format string, args ...any) {
+	t.Helper()
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	for {
+		s.mu.Lock()
+		ok, ch := cond(), s.changed
+		s.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-ch:
+		case <-timeout.C:
+			t.Fatalf("rbltest: gave up waiting for "+format, args...)
+		}
+	}
+}
+
+// notify wakes waiters; s.mu must be held.
+func (s *Server) notify() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
+	if len(req.Question) != 1 {
+		m := new(dns.Msg)
+		m.SetRcode(req, dns.RcodeFormatError)
+		_ = w.WriteMsg(m)
+		return
+	}
+	q := req.Question[0]
+	name := canonical(q.Name)
+	_, isTCP := w.RemoteAddr().(*net.TCPAddr)
+
+	s.mu.Lock()
+	r := s.def
+	if p, ok := s.rules[name]; ok {
+		r = *p
+	}
+	s.queries[name]++
+	s.total++
+	if isTCP {
+		s.tcpQueries[name]++
+	}
+	s.inFlight++
+	s.maxInFlight = max(s.maxInFlight, s.inFlight)
+	s.notify()
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.inFlight--
+		s.notify()
+		s.mu.Unlock()
+	}()
+
+	if r.delay > 0 {
+		t := time.NewTimer(r.delay)
+		select {
+		case <-t.C:
+		case <-s.done:
+			t.Stop()
+			return
+		}
+	}
+	if r.hold != nil {
+		select {
+		case <-r.hold:
+		case <-s.done:
+			return
+		}
+	}
+	if r.silent {
+		return
+	}
+	_ = w.WriteMsg(answer(req, &r, isTCP))
+}
+
+func answer(req *dns.Msg, r *rule, isTCP bool) *dns.Msg {
+	q := req.Question[0]
+	m := new(dns.Msg)
+	m.SetReply(req)
+	m.RecursionAvailable = true
+	if r.mismatch {
+		m.Question[0].Name = "mismatch." + q.Name
+	}
+	if r.rcode >= 0 {
+		m.Rcode = r.rcode
+		return m
+	}
+	if r.truncate && !isTCP {
+		m.Truncated = true
+		return m
+	}
+	if len(r.a) == 0 {
+		m.Rcode = dns.RcodeNameError
+		addSOA(m, q.Name, r)
+		return m
+	}
+	hdr := dns.RR_Header{Name: q.Name, Class: dns.ClassINET, Ttl: r.ttl}
+	switch q.Qtype {
+	case dns.TypeA:
+		hdr.Rrtype = dns.TypeA
+		for _, a := range r.a {
+			m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: net.IP(a.AsSlice())})
+		}
+	case dns.TypeTXT:
+		hdr.Rrtype = dns.TypeTXT
+		for _, t := range r.txt {
+			m.Answer = append(m.Answer, &dns.TXT{Hdr: hdr, Txt: splitTXT(t)})
+		}
+	}
+	if len(m.Answer) == 0 {
+		addSOA(m, q.Name, r)
+	}
+	return m
+}
+
+// splitTXT cuts a text into the 255-byte strings a TXT record holds.
+func splitTXT(s string) []string {
+	var out []string
+	for len(s) > 255 {
+		out = append(out, s[:255])
+		s = s[255:]
+	}
+	return append(out, s)
+}
+
+func addSOA(m *dns.Msg, name string, r *rule) {
+	if r.noSOA {
+		return
+	}
+	m.Ns = append(m.Ns, &dns.SOA{
+		Hdr:     dns.RR_Header{Name: name, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: r.soaTTL},
+		Ns:      "ns.rbltest.invalid.",
+		Mbox:    "hostmaster.rbltest.invalid.",
+		Serial:  1,
+		Refresh: 3600, Retry: 600, Expire: 86400,
+		Minttl: r.soaMin,
+	})
+}

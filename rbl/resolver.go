@@ -1,0 +1,242 @@
+package rbl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// ResolverConfig configures NewResolver.
+type ResolverConfig struct {
+	// Servers are "host:port" addresses (a bare IP means port 53), tried
+	// in order. Hosts must be IP addresses: the resolver cannot look up
+	// its own servers.
+	Servers []string
+	// AttemptTimeout caps the time one server gets for one query. 0 splits
+	// the time left before the query's deadline evenly among the servers
+	// not yet tried, so one silent server cannot eat the whole budget.
+	AttemptTimeout time.Duration
+	// UDPSize is the EDNS0 buffer size announced; 0 means 1232, the size
+	// that avoids IP fragmentation.
+	UDPSize uint16
+}
+
+// DNSResolver is the Resolver used in production, built on
+// github.com/miekg/dns. It asks over UDP with EDNS0, retries over TCP when an
+// answer is truncated, and moves on to the next server on a timeout, a
+// server failure or a mismatched answer. It is safe for concurrent use.
+type DNSResolver struct {
+	servers        []string
+	attemptTimeout time.Duration
+	udpSize        uint16
+	udp, tcp       dns.Client
+}
+
+// defaultAttemptTimeout bounds an attempt whose context has no deadline.
+const defaultAttemptTimeout = 5 * time.Second
+
+// NewResolver returns a resolver that asks cfg.Servers.
+func NewResolver(cfg ResolverConfig) (*DNSResolver, error) {
+	if len(cfg.Servers) == 0 {
+		return nil, errors.New("resolver: no DNS servers configured")
+	}
+	r := &DNSResolver{
+		attemptTimeout: cfg.AttemptTimeout,
+		udpSize:        cfg.UDPSize,
+		// Every attempt runs under a context deadline (attemptContext);
+		// the long client timeout keeps miekg/dns's 2 s default from
+		// cutting a longer per-list timeout short.
+		udp: dns.Client{Net: "udp", Timeout: time.Hour},
+		tcp: dns.Client{Net: "tcp", Timeout: time.Hour},
+	}
+	if r.udpSize == 0 {
+		r.udpSize = 1232
+	}
+	if r.udpSize < dns.MinMsgSize {
+		return nil, fmt.Errorf("resolver: UDP size %d is below the DNS minimum %d", cfg.UDPSize, dns.MinMsgSize)
+	}
+	if cfg.AttemptTimeout < 0 {
+		return nil, fmt.Errorf("resolver: negative attempt timeout %s", cfg.AttemptTimeout)
+	}
+	for _, s := range cfg.Servers {
+		addr, err := normalizeServer(s)
+		if err != nil {
+			return nil, err
+		}
+		r.servers = append(r.servers, addr)
+	}
+	return r, nil
+}
+
+// Servers returns the servers asked, as "host:port".
+func (r *DNSResolver) Servers() []string { return append([]string(nil), r.servers...) }
+
+func normalizeServer(s string) (string, error) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.String(), nil
+	}
+	if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
+		return netip.AddrPortFrom(a, 53).String(), nil
+	}
+	return "", fmt.Errorf("resolver %q: not an IP address or IP:port (e.g. 127.0.0.1, 127.0.0.1:5353, [::1]:53)", s)
+}
+
+// ServersFromResolvConf reads nameserver lines from a resolv.conf file and
+// returns them as "host:port".
+func ServersFromResolvConf(path string) ([]string, error) {
+	cc, err := dns.ClientConfigFromFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("resolver: reading %s: %w", path, err)
+	}
+	if len(cc.Servers) == 0 {
+		return nil, fmt.Errorf("resolver: %s has no nameserver line", path)
+	}
+	out := make([]string, 0, len(cc.Servers))
+	for _, s := range cc.Servers {
+		out = append(out, net.JoinHostPort(s, cc.Port))
+	}
+	return out, nil
+}
+
+// QueryError is a failed DNS query. Its message names the server and what
+// went wrong but never the query name, which may contain a secret key.
+type QueryError struct {
+	// Server is the last server asked ("host:port").
+	Server string
+	// Rcode is the answer's response code, or -1 when there was no
+	// usable answer.
+	Rcode int
+	// Timeout is true when the server did not answer in time.
+	Timeout bool
+	// Err is the underlying error, if any.
+	Err error
+}
+
+func (e *QueryError) Error() string {
+	switch {
+	case e.Timeout:
+		return fmt.Sprintf("DNS server %s: timeout", e.Server)
+	case e.Rcode >= 0:
+		return fmt.Sprintf("DNS server %s: answered %s", e.Server, rcodeName(e.Rcode))
+	case e.Err != nil:
+		return fmt.Sprintf("DNS server %s: %v", e.Server, e.Err)
+	}
+	return fmt.Sprintf("DNS server %s: failed", e.Server)
+}
+
+// Unwrap returns the underlying error.
+func (e *QueryError) Unwrap() error { return e.Err }
+
+// Is lets errors.Is(err, ErrTimeout) find timeouts.
+func (e *QueryError) Is(target error) bool { return target == ErrTimeout && e.Timeout }
+
+// ErrTimeout matches (with errors.Is) every lookup error that is a timeout.
+var ErrTimeout = errors.New("timeout")
+
+func rcodeName(rc int) string {
+	if s, ok := dns.RcodeToString[rc]; ok {
+		return s
+	}
+	return fmt.Sprintf("rcode %d", rc)
+}
+
+// errMismatch is an answer to a different question: a broken or spoofing
+// server.
+var errMismatch = errors.New("answer does not match the question")
+
+// Query asks the servers in turn for name (no trailing dot needed) and
+// returns the first NOERROR or NXDOMAIN answer.
+func (r *DNSResolver) Query(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
+	fqdn := dns.Fqdn(name)
+	var last error
+	for i, server := range r.servers {
+		if err := ctx.Err(); err != nil {
+			return nil, contextError(server, err)
+		}
+		actx, cancel := r.attemptContext(ctx, len(r.servers)-i)
+		resp, err := r.exchange(actx, fqdn, qtype, server)
+		cancel()
+		if err == nil {
+			return resp, nil
+		}
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, contextError(server, ctxErr)
+		}
+		last = err
+	}
+	return nil, last
+}
+
+func contextError(server string, err error) error {
+	return &QueryError{Server: server, Rcode: -1, Timeout: errors.Is(err, context.DeadlineExceeded), Err: err}
+}
+
+// attemptContext gives one server its share of the time left.
+func (r *DNSResolver) attemptContext(ctx context.Context, serversLeft int) (context.Context, context.CancelFunc) {
+	timeout := r.attemptTimeout
+	if deadline, ok := ctx.Deadline(); ok {
+		share := time.Until(deadline) / time.Duration(serversLeft)
+		if timeout == 0 || share < timeout {
+			timeout = share
+		}
+	} else if timeout == 0 {
+		timeout = defaultAttemptTimeout
+	}
+	return context.WithTimeout(ctx, timeout)
+}
+
+// exchange asks one server, over UDP and then TCP if the answer was
+// truncated.
+func (r *DNSResolver) exchange(ctx context.Context, fqdn string, qtype uint16, server string) (*dns.Msg, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(fqdn, qtype)
+	m.RecursionDesired = true
+	m.SetEdns0(r.udpSize, false)
+	resp, err := r.exchangeOver(ctx, &r.udp, m, server)
+	if err == nil && resp.Truncated {
+		m.Id = dns.Id()
+		resp, err = r.exchangeOver(ctx, &r.tcp, m, server)
+	}
+	if err != nil {
+		var nerr net.Error
+		timeout := errors.Is(err, context.DeadlineExceeded) || errors.As(err, &nerr) && nerr.Timeout()
+		return nil, &QueryError{Server: server, Rcode: -1, Timeout: timeout, Err: err}
+	}
+	if len(resp.Question) != 1 || !strings.EqualFold(resp.Question[0].Name, fqdn) ||
+		resp.Question[0].Qtype != qtype || resp.Question[0].Qclass != dns.ClassINET {
+		return nil, &QueryError{Server: server, Rcode: -1, Err: errMismatch}
+	}
+	if resp.Rcode != dns.RcodeSuccess && resp.Rcode != dns.RcodeNameError {
+		return nil, &QueryError{Server: server, Rcode: resp.Rcode}
+	}
+	return resp, nil
+}
+
+// exchangeOver sends m over a fresh connection that is unblocked as soon as
+// ctx ends (miekg/dns itself only honours the deadline, not cancellation).
+func (r *DNSResolver) exchangeOver(ctx context.Context, c *dns.Client, m *dns.Msg, server string) (*dns.Msg, error) {
+	conn, err := c.DialContext(ctx, server)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	resp, _, err := c.ExchangeWithConnContext(ctx, m, conn)
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, ctxErr
+		}
+		return nil, err
+	}
+	if resp.Id != m.Id {
+		return nil, dns.ErrId
+	}
+	return resp, nil
+}
