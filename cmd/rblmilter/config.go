@@ -142,7 +142,7 @@ func parseConfig(data []byte, env parseEnv) (*daemonConfig, error) {
 	if _, err := toml.Decode(string(data), &values); err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, &configError{[]string{fmt.Sprintf("line %d, column %d: %s", pe.Position.Line, pe.Position.Col, pe.Message)}}
+			return nil, &configError{[]string{fmt.Sprintf("line %d: %s", pe.Position.Line, pe.Message)}}
 		}
 		return nil, &configError{[]string{err.Error()}}
 	}
@@ -273,11 +273,11 @@ func resolvers(t *table, resolvConf string) []string {
 	}
 	servers, err := rbl.ServersFromResolvConf(resolvConf)
 	if err != nil {
-		t.p.addf("resolvers", "empty, so the servers come from %s, which failed: %v", resolvConf, err)
+		t.p.addf("resolvers", "none set, and the fallback failed: %v", err)
 		return nil
 	}
 	if len(servers) == 0 {
-		t.p.addf("resolvers", "empty, and %s has no nameserver lines", resolvConf)
+		t.p.addf("resolvers", "none set, and %s has no nameserver line", resolvConf)
 	}
 	return servers
 }
@@ -420,7 +420,7 @@ func lists(root *table, timeout time.Duration) []rbl.List {
 		l.Key = t.str("key", "")
 		if l.Key != "" && checkLabel(l.Key) != nil {
 			// The key is a secret: never echo it.
-			t.p.addf(t.keyPath("key"), "is not a valid DNS label (letters, digits and '-', at most 63)")
+			t.p.addf(t.keyPath("key"), "not a valid DNS label (letters, digits, '-' and '_', at most 63 characters; the key itself is not shown)")
 			ok = false
 		}
 		l.Weight = t.integer("weight", 1)
@@ -435,7 +435,7 @@ func lists(root *table, timeout time.Duration) []rbl.List {
 		})
 		l.Timeout = t.duration("timeout", 0, time.Millisecond)
 		if l.Timeout > timeout {
-			t.p.addf(t.keyPath("timeout"), "%q is longer than the whole-connection timeout %q", l.Timeout.String(), timeout.String())
+			t.p.addf(t.keyPath("timeout"), "%q is longer than the whole-connection timeout %q", fmtDuration(l.Timeout), fmtDuration(timeout))
 		}
 		if t.enum("on_error", "ignore", "ignore", "tempfail") == "tempfail" {
 			l.OnError = rbl.FailTempfail
@@ -498,7 +498,7 @@ func cacheConfig(t *table) *rbl.CacheConfig {
 		t.p.addf("cache.size", "%d is negative (0 switches the cache off)", c.Size)
 	}
 	if c.MinTTL > c.MaxTTL {
-		t.p.addf("cache.min_ttl", "%q is longer than cache.max_ttl %q", c.MinTTL.String(), c.MaxTTL.String())
+		t.p.addf("cache.min_ttl", "%q is longer than cache.max_ttl %q", fmtDuration(c.MinTTL), fmtDuration(c.MaxTTL))
 	}
 	if c.Size == 0 {
 		return nil
@@ -536,4 +536,16 @@ func metricsSettings(t *table) metricsConfig {
 	}
 	t.finish()
 	return c
+}
+
+// fmtDuration writes d the way an admin would: "2h", not "2h0m0s".
+func fmtDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
