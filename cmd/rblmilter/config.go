@@ -57,7 +57,7 @@ type daemonConfig struct {
 	Listen milter.SocketSpec
 	// ListenText is the spec as written, for messages.
 	ListenText string
-	Socket milter.SocketOptions
+	Socket     milter.SocketOptions
 	// Resolvers are "host:port"; when the file has none they come from
 	// resolv.conf.
 	Resolvers []string
