@@ -1,0 +1,145 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/netip"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-milter"
+	"github.com/miekg/dns"
+)
+
+// startMilter serves newMilter on spec (port 0 or a unix path) until the
+// test ends and returns the bound spec.
+func startMilter(t *testing.T, spec string, newMilter func() milter.Milter) socketSpec {
+	t.Helper()
+	s, err := parseSocketSpec(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := listenSocket(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bound, err := parseSocketSpec(specOf(ln))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serveMilter(ctx, ln, newMilter) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("milter server: %v", err)
+		}
+	})
+	return bound
+}
+
+// unixSpec is a socket path inside the test's temp dir.
+func unixSpec(t *testing.T) string {
+	return "unix:" + filepath.Join(t.TempDir(), "milter.sock")
+}
+
+// startDNS serves zones on 127.0.0.1:0 until the test ends.
+func startDNS(t *testing.T, zones ...zoneConfig) (*dnsBench, string) {
+	t.Helper()
+	b, err := newDNSBench(zones, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, ln, err := listenDNS("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.serve(ctx, pc, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("dns server: %v", err)
+		}
+	})
+	return b, pc.LocalAddr().String()
+}
+
+// testZone is a zone with the command's defaults.
+func testZone(t *testing.T, name string) zoneConfig {
+	t.Helper()
+	listed, err := parseNets("listed", defaultListedNets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return zoneConfig{Name: dns.Fqdn(name), Answer: netip.MustParseAddr("127.0.0.2"), Listed: listed, TTL: 300, NegTTL: 300}
+}
+
+// testMix builds a mix over the default networks.
+func testMix(t *testing.T, listed, repeat, ipv6 string, pool uint64) *mix {
+	t.Helper()
+	l, err := parseFraction("listed", listed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := parseFraction("repeat", repeat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := parseFraction("ipv6", ipv6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := parseNets("listed", defaultListedNets)
+	cn, _ := parseNets("clean", defaultCleanNets)
+	m, err := newMix(l, r, v, pool, ln, cn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// baseConfig is a load run against target with test-friendly defaults.
+func baseConfig(target socketSpec, m *mix, n uint64) loadConfig {
+	return loadConfig{
+		Target: target, Sessions: n, Concurrency: 4, Mix: m, Timeout: 10 * time.Second,
+		Hostname: "mx.bench.test", Helo: "client.bench.test", From: "sender@bench.test", Rcpt: "user@bench.test",
+		ActionMask: defaultActionMask, ProtocolMask: defaultProtocolMask,
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a command writing while the test
+// reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// waitFor polls cond until it holds or a generous deadline passes; tests
+// never sleep to wait for something.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
