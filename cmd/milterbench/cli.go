@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -127,6 +128,7 @@ func cmdRun(ctx context.Context, args []string, env cliEnv) int {
 	pprofOut := fs.String("pprof-out", "milterbench-cpu.pprof", "`FILE` for the CPU profile")
 	actions := fs.String("actions", "0x3f", "milter action mask offered at negotiation")
 	protocol := fs.String("protocol", "0x7f", "milter protocol mask offered at negotiation")
+	selfProfile := fs.String("cpuprofile", "", "write milterbench's own CPU profile to `FILE` (how much the generator costs)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -233,7 +235,20 @@ func cmdRun(ctx context.Context, args []string, env cliEnv) int {
 			go func() { profDone <- fetchProfile(ctx, http.DefaultClient, profURL, *pprofOut) }()
 		}
 	}
+	if *selfProfile != "" {
+		f, err := os.Create(*selfProfile)
+		if err != nil {
+			return usageErr(env, "run", fmt.Errorf("-cpuprofile: %w", err))
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return usageErr(env, "run", fmt.Errorf("-cpuprofile: %w", err))
+		}
+	}
 	res, err := runLoad(ctx, cfg)
+	if *selfProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	if err != nil {
 		return usageErr(env, "run", err)
 	}
