@@ -146,6 +146,9 @@ func parseFilter(s string, allowWeight bool) (Filter, *partError) {
 }
 
 func parseWeight(s string) (int, *partError) {
+	if s == "" {
+		return 0, badPart(s, "missing weight after \"*\"")
+	}
 	digits := strings.TrimPrefix(s, "-")
 	if digits == "" || strings.Trim(digits, "0123456789") != "" {
 		return 0, badPart(s, "weight %q is not an integer", s)
@@ -272,6 +275,9 @@ func parseOctet(set *[4]uint64, s string, n int) *partError {
 }
 
 func parseOctetNumber(s, octet string, n int) (int, *partError) {
+	if s == "" {
+		return 0, badPart(octet, "octet %d %q: empty item in the set", n, octet)
+	}
 	if s == "" || len(s) > 3 || strings.Trim(s, "0123456789") != "" {
 		return 0, badPart(s, "octet %d %q: %q is not a number from 0 to 255", n, octet, s)
 	}

@@ -104,11 +104,40 @@ func txtFromMsg(m *dns.Msg) (string, time.Duration) {
 			ttl = t.Hdr.Ttl
 		}
 		for _, s := range t.Txt {
-			b.WriteString(s)
+			b.WriteString(unescapeTXT(s))
 		}
 	}
 	return sanitizeTXT(b.String()), time.Duration(ttl) * time.Second
 }
+
+// unescapeTXT undoes miekg/dns's presentation escapes (\DDD and \X) so
+// that sanitizeTXT sees the bytes the list operator sent.
+func unescapeTXT(s string) string {
+	if strings.IndexByte(s, '\\') < 0 {
+		return s
+	}
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\\' || i+1 == len(s) {
+			out = append(out, c)
+			continue
+		}
+		if i+3 < len(s) && isDigit(s[i+1]) && isDigit(s[i+2]) && isDigit(s[i+3]) {
+			v := int(s[i+1]-'0')*100 + int(s[i+2]-'0')*10 + int(s[i+3]-'0')
+			if v <= 255 {
+				out = append(out, byte(v))
+				i += 3
+				continue
+			}
+		}
+		out = append(out, s[i+1])
+		i++
+	}
+	return string(out)
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 func sanitizeTXT(s string) string {
 	out := []byte(s)
