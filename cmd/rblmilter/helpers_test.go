@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -168,6 +169,9 @@ var addrAttr = regexp.MustCompile(`addr=(\S+)`)
 // line and returns its address.
 func (w *logWatch) addr(t *testing.T, msg string) string {
 	t.Helper()
+	if strings.Contains(msg, " ") {
+		msg = strconv.Quote(msg)
+	}
 	line := w.wait(t, "msg="+msg+" ")
 	m := addrAttr.FindStringSubmatch(line)
 	if m == nil {
