@@ -111,6 +111,7 @@ func cmdRun(ctx context.Context, args []string, env cliEnv) int {
 	repeatS := fs.String("repeat", "0", "share of sessions reusing an IP from the pool (cache hits)")
 	ipv6S := fs.String("ipv6", "0", "share of IPv6 client IPs")
 	pool := fs.Uint64("pool", 1000, "distinct IPs in the repeat pool")
+	offset := fs.Uint64("offset", 0, "skip this many addresses in every network: the same flags send the same IPs,\nso a second run against a running target needs another offset to miss its cache")
 	listedNets := fs.String("listed-net", defaultListedNets, "`CIDRs` whose addresses the test zones list")
 	cleanNets := fs.String("clean-net", defaultCleanNets, "`CIDRs` of clean client addresses")
 	stageS := fs.String("stage", "connect", "go on to helo, mail or rcpt while the milter answers continue")
@@ -168,6 +169,7 @@ func cmdRun(ctx context.Context, args []string, env cliEnv) int {
 		if err != nil {
 			return loadConfig{}, err
 		}
+		m.offset = *offset
 		st, err := parseStage(*stageS)
 		if err != nil {
 			return loadConfig{}, err

@@ -101,6 +101,9 @@ type mix struct {
 	repeat fraction // share of sessions reusing an address from the pool
 	ipv6   fraction // share of IPv6 addresses within each class
 	pool   uint64   // distinct addresses in the repeat pool
+	// offset shifts every address sequence, so that a second run can
+	// send addresses the target has not cached yet.
+	offset uint64
 
 	listed4, listed6, clean4, clean6 netip.Prefix
 	// poolN counts the pool's members per class; fresh addresses start
@@ -215,13 +218,18 @@ func (m *mix) prefix(c addrClass) netip.Prefix {
 // session gives the client address of session i.
 func (m *mix) session(i uint64) pick {
 	if m.repeat.picks(i) {
-		class, ord := m.classOf(m.repeat.before(i) % m.pool)
-		a, _ := nthAddr(m.prefix(class), ord)
-		return pick{Addr: a, Listed: class >= listed4, Repeated: true}
+		return m.pooled(m.repeat.before(i) % m.pool)
 	}
 	class, ord := m.classOf(i - m.repeat.before(i))
-	a, wrapped := nthAddr(m.prefix(class), ord+m.poolN[class])
+	a, wrapped := nthAddr(m.prefix(class), m.offset+m.poolN[class]+ord)
 	return pick{Addr: a, Listed: class >= listed4, Reused: wrapped}
+}
+
+// pooled gives the p-th address of the repeat pool.
+func (m *mix) pooled(p uint64) pick {
+	class, ord := m.classOf(p)
+	a, _ := nthAddr(m.prefix(class), m.offset+ord)
+	return pick{Addr: a, Listed: class >= listed4, Repeated: true}
 }
 
 // nthAddr is the ord-th host address of p, skipping the all-zeros and

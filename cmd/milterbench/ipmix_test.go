@@ -170,3 +170,18 @@ func TestIsListedTestPoints(t *testing.T) {
 		}
 	}
 }
+
+func TestMixOffsetGivesOtherAddresses(t *testing.T) {
+	a, b := testMix(t, "0.5", "0.5", "0.5", 10), testMix(t, "0.5", "0.5", "0.5", 10)
+	b.offset = 1000
+	seen := map[netip.Addr]bool{}
+	for i := range uint64(500) {
+		seen[a.session(i).Addr] = true
+	}
+	for i := range uint64(500) {
+		pa, pb := a.session(i), b.session(i)
+		if seen[pb.Addr] || pa.Listed != pb.Listed || pa.Addr.Is6() != pb.Addr.Is6() || pa.Repeated != pb.Repeated {
+			t.Fatalf("session %d: %v with offset vs %v without; want a new address of the same kind", i, pb, pa)
+		}
+	}
+}

@@ -125,9 +125,7 @@ func runLoad(ctx context.Context, cfg loadConfig) (*loadResult, error) {
 			if p >= cfg.Mix.pool || ctx.Err() != nil {
 				return false
 			}
-			class, ord := cfg.Mix.classOf(p)
-			a, _ := nthAddr(cfg.Mix.prefix(class), ord)
-			pk := pick{Addr: a, Listed: class >= listed4, Repeated: true}
+			pk := cfg.Mix.pooled(p)
 			warm.add(pk, r.session(ctx, p, pk))
 			return true
 		})
