@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -51,6 +52,9 @@ type listReport struct {
 	Duration float64  `json:"duration_ms"`
 	Cached   bool     `json:"cached"`
 	Error    string   `json:"error,omitempty"`
+	// Late is true for an answer that came after the decision was
+	// already taken (an early decision): shown, but not in the score.
+	Late bool `json:"after_decision,omitempty"`
 }
 
 // refuses reports whether the daemon would not accept the client.
@@ -120,7 +124,8 @@ func runCheck(args []string, configPath string, env environment) int {
 	}
 	engine := cfg.Engine
 	engine.FetchTXT = true
-	checker, err := rbl.NewChecker(engine, rbl.Options{Resolver: resolver, Logger: logger})
+	late := newLateResults()
+	checker, err := rbl.NewChecker(engine, rbl.Options{Resolver: resolver, Logger: logger, Observer: late})
 	if err != nil {
 		fmt.Fprintf(env.stderr, "rblmilter check: %s: %v\n", cfg.Source, err)
 		return exitUsage
@@ -133,7 +138,7 @@ func runCheck(args []string, configPath string, env environment) int {
 	reports := make([]checkReport, 0, len(ips))
 	code := exitOK
 	for _, ip := range ips {
-		r := checkOne(ctx, checker, &cfg.Policy, engine.Threshold, ip)
+		r := checkOne(ctx, checker, late, &cfg.Policy, engine.Threshold, ip)
 		if r.refuses() {
 			code = exitError
 		}
@@ -155,7 +160,7 @@ func runCheck(args []string, configPath string, env environment) int {
 // checkOne decides for ip the way a milter session does: the policy's
 // networks first (in the milter's order: skip, allow, block), then the
 // lists within the whole-connection budget.
-func checkOne(ctx context.Context, checker *rbl.Checker, pol *milter.Policy, threshold int, ip netip.Addr) checkReport {
+func checkOne(ctx context.Context, checker *rbl.Checker, late *lateResults, pol *milter.Policy, threshold int, ip netip.Addr) checkReport {
 	r := checkReport{IP: ip.String(), Threshold: threshold, Lists: []listReport{}}
 	for _, n := range []struct {
 		decision string
@@ -168,14 +173,25 @@ func checkOne(ctx context.Context, checker *rbl.Checker, pol *milter.Policy, thr
 			}
 		}
 	}
+	late.reset()
 	ctx, cancel := context.WithTimeout(ctx, pol.Timeout)
 	defer cancel()
 	v := checker.Check(ctx, ip)
+	// An early decision leaves lists Pending, but their lookups go on;
+	// the admin wants to see every answer, so wait for them (each is
+	// bounded by its list's timeout, which is at most pol.Timeout).
+	late.wait(v.Results, time.Now().Add(pol.Timeout+time.Second))
 	r.Decision = v.Decision.String()
 	r.Score = v.Score
 	r.Early = v.Early
 	r.Duration = ms(v.Duration)
 	for _, res := range v.Results {
+		afterDecision := false
+		if res.Outcome == rbl.Pending {
+			if lr, ok := late.get(res.List); ok {
+				res, afterDecision = lr, true
+			}
+		}
 		lr := listReport{
 			Name:     res.List.String(),
 			Outcome:  res.Outcome.String(),
@@ -185,6 +201,7 @@ func checkOne(ctx context.Context, checker *rbl.Checker, pol *milter.Policy, thr
 			Shadow:   res.List.Shadow,
 			Duration: ms(res.Duration),
 			Cached:   res.Cached,
+			Late:     afterDecision,
 		}
 		for _, c := range res.Codes {
 			lr.Codes = append(lr.Codes, c.String())
@@ -228,11 +245,15 @@ func printReports(w io.Writer, reports []checkReport) {
 			if l.Shadow {
 				name += " (shadow)"
 			}
+			outcome := l.Outcome
+			if l.Late {
+				outcome += " (after decision)"
+			}
 			txt := l.TXT
 			if l.Error != "" {
 				txt = l.Error
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\t%s\n", name, l.Outcome, codes, l.Weight, t, txt)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\t%s\n", name, outcome, codes, l.Weight, t, txt)
 		}
 		tw.Flush()
 	}
@@ -255,4 +276,69 @@ func newLogger(w io.Writer, c logConfig, level *slog.LevelVar) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// lateResults is an rbl.Observer that keeps the results of lookups that
+// end after Check has returned, so that `check` can show every list.
+type lateResults struct {
+	mu      sync.Mutex
+	results map[*rbl.List]rbl.Result
+	changed chan struct{}
+}
+
+func newLateResults() *lateResults {
+	return &lateResults{results: map[*rbl.List]rbl.Result{}, changed: make(chan struct{})}
+}
+
+func (l *lateResults) QuerySent(string, uint16) {}
+func (l *lateResults) VerdictDone(rbl.Verdict)  {}
+
+func (l *lateResults) LookupDone(r rbl.Result) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.results[r.List] = r
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+func (l *lateResults) reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	clear(l.results)
+}
+
+func (l *lateResults) get(list *rbl.List) (rbl.Result, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r, ok := l.results[list]
+	return r, ok && r.Outcome != rbl.Pending
+}
+
+// wait returns once every Pending result has been reported, or at
+// deadline.
+func (l *lateResults) wait(results []rbl.Result, deadline time.Time) {
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	for {
+		l.mu.Lock()
+		missing := false
+		for _, r := range results {
+			if r.Outcome != rbl.Pending {
+				continue
+			}
+			if got, ok := l.results[r.List]; !ok || got.Outcome == rbl.Pending {
+				missing = true
+			}
+		}
+		changed := l.changed
+		l.mu.Unlock()
+		if !missing {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return
+		}
+	}
 }

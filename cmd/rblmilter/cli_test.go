@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rblmilter/rblmilter/rbl"
 	"github.com/rblmilter/rblmilter/rbl/rbltest"
@@ -238,5 +239,36 @@ func TestBinaryExitCodes(t *testing.T) {
 		if code != c.code || !strings.Contains(string(out), c.out) {
 			t.Errorf("rblmilter %q: exit %d, want %d with %q; output:\n%s", c.args, code, c.code, c.out, out)
 		}
+	}
+}
+
+// An early decision does not hide the lists that answer later: check
+// waits for them and marks them.
+func TestCheckShowsListsAnsweringAfterAnEarlyDecision(t *testing.T) {
+	d := newDNSBL(t, "192.0.2.1")
+	d.Set(rbl.QueryName(mustAddr("192.0.2.1"), "slow.test"), rbltest.A("127.0.0.3"), rbltest.Delay(200*time.Millisecond))
+	path := filepath.Join(t.TempDir(), "rblmilter.toml")
+	text := "resolvers = [\"" + d.Addr() + "\"]\nsites = [\"" + testZone + "\", \"slow.test\"]\n"
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, "check", "-config", path, "-json", "192.0.2.1")
+	if code != 1 {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	var reports []checkReport
+	if err := json.Unmarshal([]byte(out), &reports); err != nil {
+		t.Fatal(err)
+	}
+	r := reports[0]
+	if !r.Early || r.Score != 1 || len(r.Lists) != 2 {
+		t.Fatalf("report = %+v; want an early decision with score 1 and both lists", r)
+	}
+	if l := r.Lists[1]; l.Name != "slow.test" || l.Outcome != "listed" || !l.Late || l.Codes[0] != "127.0.0.3" {
+		t.Errorf("slow list = %+v; want its late listing", l)
+	}
+	code, out, _ = runCLI(t, "check", "-config", path, "192.0.2.1")
+	if code != 1 || !strings.Contains(out, "listed (after decision)") {
+		t.Errorf("text output lacks the late answer:\n%s", out)
 	}
 }
