@@ -1,0 +1,238 @@
+//go:build integration && linux
+
+package integration
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/mail"
+	"net/netip"
+	"net/textproto"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// reply is one SMTP reply.
+type reply struct {
+	Code int
+	// Text is the reply text after the code, lines joined with "\n".
+	Text string
+}
+
+func (r reply) String() string {
+	if r.Code == 0 {
+		return "(not sent)"
+	}
+	return fmt.Sprintf("%d %s", r.Code, strings.ReplaceAll(r.Text, "\n", " / "))
+}
+
+func (r reply) ok() bool { return r.Code >= 200 && r.Code < 400 }
+
+// session describes one SMTP client session.
+type session struct {
+	// Local is the client's source address; empty lets the kernel choose.
+	Local string
+	// Server is the MTA's host:port.
+	Server string
+	// XClient, when set, is the client address presented to Postfix with
+	// XCLIENT (Postfix then runs its milters' connect stage again with it).
+	XClient string
+	// Rcpts are the recipients; the default is one ordinary mailbox.
+	Rcpts []string
+}
+
+// transcript is what the client saw.
+type transcript struct {
+	Greeting reply
+	// XClient is the reply to XCLIENT: the greeting for the new client.
+	XClient reply
+	Ehlo    reply
+	Mail    reply
+	Rcpts   []reply
+	// Data is the reply after the message was sent.
+	Data reply
+	// Token is in the Subject of the message, to find it once delivered.
+	Token string
+	log   []string
+}
+
+func (tr *transcript) String() string { return strings.Join(tr.log, "\n") }
+
+// sendMail runs one SMTP session through d as a sending MTA would, going
+// as far as the server lets it, and records every reply.
+func sendMail(t testing.TB, d dialer, s session) *transcript {
+	t.Helper()
+	tr, err := trySendMail(d, s)
+	if err != nil {
+		t.Fatalf("SMTP session to %s (client %s%s): %v\ntranscript:\n%s", s.Server, s.Local, s.XClient, err, tr)
+	}
+	t.Logf("SMTP session to %s (client %s%s):\n%s", s.Server, s.Local, s.XClient, tr)
+	return tr
+}
+
+func trySendMail(d dialer, s session) (*transcript, error) {
+	tr := &transcript{Token: newToken()}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := d.dial(ctx, "tcp", s.Local, s.Server)
+	if err != nil {
+		return tr, err
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(60 * time.Second)); err != nil {
+		return tr, err
+	}
+	c := textproto.NewConn(conn)
+	read := func(into *reply) error {
+		code, msg, err := c.ReadResponse(0)
+		if err != nil && code == 0 {
+			return err
+		}
+		*into = reply{Code: code, Text: msg}
+		tr.log = append(tr.log, "S: "+into.String())
+		return nil
+	}
+	cmd := func(into *reply, format string, args ...any) error {
+		line := fmt.Sprintf(format, args...)
+		tr.log = append(tr.log, "C: "+line)
+		if err := c.PrintfLine("%s", line); err != nil {
+			return err
+		}
+		return read(into)
+	}
+	quit := func() {
+		var r reply
+		_ = cmd(&r, "QUIT")
+	}
+	if err := read(&tr.Greeting); err != nil {
+		return tr, fmt.Errorf("greeting: %w", err)
+	}
+	if err := cmd(&tr.Ehlo, "EHLO client.test.invalid"); err != nil {
+		return tr, err
+	}
+	if s.XClient != "" {
+		addr := netip.MustParseAddr(s.XClient)
+		param := addr.String()
+		if addr.Is6() {
+			param = "IPV6:" + param
+		}
+		if err := cmd(&tr.XClient, "XCLIENT ADDR=%s NAME=[UNAVAILABLE]", param); err != nil {
+			return tr, err
+		}
+		if err := cmd(&tr.Ehlo, "EHLO client.test.invalid"); err != nil {
+			return tr, err
+		}
+	}
+	if err := cmd(&tr.Mail, "MAIL FROM:<sender@client.test.invalid>"); err != nil {
+		return tr, err
+	}
+	if !tr.Mail.ok() {
+		quit()
+		return tr, nil
+	}
+	rcpts := s.Rcpts
+	if len(rcpts) == 0 {
+		rcpts = []string{"user"}
+	}
+	accepted := 0
+	for _, rcpt := range rcpts {
+		var r reply
+		if err := cmd(&r, "RCPT TO:<%s@%s>", rcpt, mailDomain); err != nil {
+			return tr, err
+		}
+		tr.Rcpts = append(tr.Rcpts, r)
+		if r.ok() {
+			accepted++
+		}
+	}
+	if accepted == 0 {
+		quit()
+		return tr, nil
+	}
+	var r reply
+	if err := cmd(&r, "DATA"); err != nil {
+		return tr, err
+	}
+	if r.Code != 354 {
+		quit()
+		return tr, nil
+	}
+	w := c.DotWriter()
+	fmt.Fprintf(w, "From: <sender@client.test.invalid>\r\nTo: <%s@%s>\r\nSubject: rblmilter test %s\r\nMessage-ID: <%s@client.test.invalid>\r\n\r\nTest message %s.\r\n",
+		rcpts[0], mailDomain, tr.Token, tr.Token, tr.Token)
+	if err := w.Close(); err != nil {
+		return tr, err
+	}
+	tr.log = append(tr.log, "C: (message with Subject token "+tr.Token+")")
+	if err := read(&tr.Data); err != nil {
+		return tr, err
+	}
+	quit()
+	return tr, nil
+}
+
+// mailDomain is the domain both MTAs deliver locally in the tests.
+const mailDomain = "mta.test.invalid"
+
+func newToken() string {
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// findMessage looks through the files below dir for the message whose
+// Subject carries token.
+func findMessage(dir, token string) (*mail.Message, error) {
+	var found *mail.Message
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || found != nil {
+			return err
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		m, err := mail.ReadMessage(f)
+		if err != nil {
+			return nil // a file still being written
+		}
+		if strings.Contains(m.Header.Get("Subject"), token) {
+			found = m
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if found == nil {
+		return nil, fmt.Errorf("no message with token %s delivered below %s", token, dir)
+	}
+	return found, nil
+}
+
+// waitDelivered waits until the message of tr has been delivered below dir.
+func waitDelivered(t testing.TB, dir string, tr *transcript) *mail.Message {
+	t.Helper()
+	var m *mail.Message
+	waitFor(t, 30*time.Second, "delivery of message "+tr.Token, func() error {
+		var err error
+		m, err = findMessage(dir, tr.Token)
+		return err
+	})
+	return m
+}
+
+// hostPort joins an address and port for dialing.
+func hostPort(host string, port int) string {
+	return net.JoinHostPort(host, fmt.Sprint(port))
+}
