@@ -106,6 +106,8 @@ type group struct {
 	// zone is the query zone in lower case, key included: a secret.
 	zone   string
 	zoneID uint32
+	// key is the entries' key, scrubbed from TXT records.
+	key string
 	// name is the display name of the first entry, for the Observer.
 	name    string
 	lists   []int
@@ -177,7 +179,7 @@ func NewChecker(cfg Config, opts Options) (*Checker, error) {
 		if !ok {
 			gi = len(c.groups)
 			byZone[qzone] = gi
-			g := group{zone: qzone, name: l.String()}
+			g := group{zone: qzone, name: l.String(), key: l.Key}
 			if c.cache != nil {
 				g.zoneID = c.cache.zoneID(qzone)
 			}
@@ -525,6 +527,7 @@ func (c *Checker) resolveTXT(g *group, ip netip.Addr) string {
 			return "", nil
 		}
 		txt, ttl := txtFromMsg(m)
+		txt = scrubKey(txt, g.key)
 		if c.cache != nil {
 			c.cache.putTXT(g.zoneID, ip, txt, ttl)
 		}

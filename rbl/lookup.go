@@ -170,11 +170,18 @@ func (e *LookupError) Is(target error) bool { return target == ErrTimeout && e.T
 // newLookupError wraps err for list l, scrubbing the key out of the text:
 // a resolver's error may quote the query name, which holds the key.
 func newLookupError(l *List, err error, timeout bool) *LookupError {
-	msg := err.Error()
-	if l.Key != "" {
-		msg = strings.ReplaceAll(msg, l.Key, "[key]")
+	return &LookupError{List: l.String(), Timeout: timeout, msg: scrubKey(err.Error(), l.Key)}
+}
+
+// scrubKey replaces the key in text that came from elsewhere (a resolver's
+// error, a list's TXT record) and may quote the query name.
+func scrubKey(s, key string) string {
+	if key == "" {
+		return s
 	}
-	return &LookupError{List: l.String(), Timeout: timeout, msg: msg}
+	// Query names are sent in lower case, so an echo may be lower case.
+	s = strings.ReplaceAll(s, key, "[key]")
+	return strings.ReplaceAll(s, strings.ToLower(key), "[key]")
 }
 
 // result builds list l's Result from an answer.
@@ -212,7 +219,8 @@ func Lookup(ctx context.Context, resolver Resolver, l *List, ip netip.Addr, fetc
 	r := resultOf(l, &a)
 	if fetchTXT && r.Outcome == Listed {
 		if m, err := resolver.Query(ctx, name, dns.TypeTXT); err == nil {
-			r.TXT, _ = txtFromMsg(m)
+			txt, _ := txtFromMsg(m)
+			r.TXT = scrubKey(txt, l.Key)
 		}
 	}
 	r.Duration = time.Since(start)
