@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -129,6 +130,10 @@ func cmdRun(ctx context.Context, args []string, env cliEnv) int {
 	pprofOut := fs.String("pprof-out", "milterbench-cpu.pprof", "`FILE` for the CPU profile")
 	actions := fs.String("actions", "0x3f", "milter action mask offered at negotiation")
 	protocol := fs.String("protocol", "0x7f", "milter protocol mask offered at negotiation")
+	metricsURL := fs.String("metrics", "", "target's Prometheus `URL` (http://127.0.0.1:9890/metrics): report goroutines and RSS\nbefore, after, and once they return to the baseline")
+	var extraMetrics stringList
+	fs.Var(&extraMetrics, "metric", "another metric `NAME` to report with -metrics (repeatable)")
+	settle := fs.Duration("settle", 10*time.Second, "with -metrics: how long to wait for goroutines to return to the baseline")
 	selfProfile := fs.String("cpuprofile", "", "write milterbench's own CPU profile to `FILE` (how much the generator costs)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
@@ -225,12 +230,25 @@ func cmdRun(ctx context.Context, args []string, env cliEnv) int {
 		}
 	}
 
+	var metrics *metricsReport
+	metricNames := append(slices.Clone(defaultMetrics), extraMetrics...)
+	if *metricsURL != "" {
+		metrics = &metricsReport{URL: *metricsURL}
+		if metrics.Before, err = scrapeMetrics(ctx, http.DefaultClient, *metricsURL, metricNames); err != nil {
+			return usageErr(env, "run", fmt.Errorf("-metrics: %w", err))
+		}
+	}
 	var profDone chan *profileReport
 	var cpuStart time.Duration
 	cfg.OnStart = func() {
 		cpuStart = selfCPU()
 		if *pid != 0 {
 			before, _ = readProc("/proc", *pid) // after warm-up
+		}
+		if metrics != nil {
+			if m, err := scrapeMetrics(ctx, http.DefaultClient, *metricsURL, metricNames); err == nil {
+				metrics.Before = m // after warm-up
+			}
 		}
 		if profURL != "" {
 			profDone = make(chan *profileReport, 1)
@@ -266,9 +284,18 @@ func cmdRun(ctx context.Context, args []string, env cliEnv) int {
 			fmt.Fprintf(env.stderr, "milterbench run: %v\n", err)
 		}
 	}
+	if metrics != nil {
+		if metrics.After, err = scrapeMetrics(ctx, http.DefaultClient, *metricsURL, metricNames); err != nil {
+			metrics.Error = err.Error()
+		}
+	}
 	if profDone != nil {
 		rep.Profile = <-profDone
 	}
+	if metrics != nil && metrics.Error == "" {
+		settleMetrics(ctx, http.DefaultClient, metrics, metricNames, *settle, time.Now)
+	}
+	rep.Metrics = metrics
 	if *jsonOut {
 		enc := json.NewEncoder(env.stdout)
 		enc.SetIndent("", "  ")

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -253,5 +255,72 @@ func TestCLIDNSStatsOverHTTPAndSignal(t *testing.T) {
 	var final dnsStats
 	if err := json.Unmarshal([]byte(out.String()), &final); err != nil || final.Queries != 3 {
 		t.Errorf("final stats %q: %v", out.String(), err)
+	}
+}
+
+// fakeMetrics serves a Prometheus page whose goroutine count follows
+// values, one per request, staying at the last.
+func fakeMetrics(t *testing.T, values ...int) *httptest.Server {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		i := min(int(n.Add(1))-1, len(values)-1)
+		fmt.Fprintf(w, "# HELP go_goroutines Number of goroutines.\n# TYPE go_goroutines gauge\ngo_goroutines %d\n", values[i])
+		fmt.Fprintf(w, "process_resident_memory_bytes 2.097152e+07\nrbl_cache_entries{list=\"a.test\"} 42\nrbl_cache_entries_total 7\n")
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestScrapeMetrics(t *testing.T) {
+	srv := fakeMetrics(t, 12)
+	got, err := scrapeMetrics(context.Background(), http.DefaultClient, srv.URL, []string{"go_goroutines", "process_resident_memory_bytes", "rbl_cache_entries"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{"go_goroutines": 12, "process_resident_memory_bytes": 20971520, `rbl_cache_entries{list="a.test"}`: 42}
+	if !maps.Equal(got, want) {
+		t.Errorf("scraped %v, want %v", got, want)
+	}
+	if _, err := scrapeMetrics(context.Background(), http.DefaultClient, srv.URL, []string{"nope"}); err == nil || !strings.Contains(err.Error(), "no metric nope") {
+		t.Errorf("missing metric: %v", err)
+	}
+}
+
+func TestCLIRunWaitsForGoroutinesToSettle(t *testing.T) {
+	target := startMilter(t, "inet:127.0.0.1:0", func() milter.Milter {
+		return nullMilter{verdict: milter.RespAccept, connects: new(atomic.Uint64)}
+	})
+	// before, before (after warm-up), after the run, then two polls
+	srv := fakeMetrics(t, 10, 10, 50, 30, 10)
+	code, out, errOut := runCmd(t, context.Background(), cliEnv{}, "run", "-n", "10", "-metrics", srv.URL, "-metric", "rbl_cache_entries", "-json", target.String())
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var rep struct {
+		Metrics metricsReport `json:"target_metrics"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	m := rep.Metrics
+	if m.Before["go_goroutines"] != 10 || m.After["go_goroutines"] != 50 || m.Settled["go_goroutines"] != 10 || m.SettleSeconds == nil ||
+		m.After[`rbl_cache_entries{list="a.test"}`] != 42 {
+		t.Errorf("metrics %+v", m)
+	}
+	var text strings.Builder
+	m.writeText(&text)
+	if !strings.Contains(text.String(), "go_goroutines 10 -> 50 -> 10 (back to baseline after") || !strings.Contains(text.String(), "20.0MiB") {
+		t.Errorf("text:\n%s", text.String())
+	}
+
+	// A target that never settles is reported, not waited for forever.
+	stuck := fakeMetrics(t, 10, 10, 50)
+	code, out, _ = runCmd(t, context.Background(), cliEnv{}, "run", "-n", "5", "-metrics", stuck.URL, "-settle", "300ms", target.String())
+	if code != exitOK || !strings.Contains(out, "go_goroutines 10 -> 50 -> 50 (NOT back to baseline)") {
+		t.Errorf("stuck target: exit %d\n%s", code, out)
+	}
+	code, _, errOut = runCmd(t, context.Background(), cliEnv{}, "run", "-n", "5", "-metrics", stuck.URL, "-metric", "nope", target.String())
+	if code != exitUsage || !strings.Contains(errOut, "no metric nope") {
+		t.Errorf("unknown metric: exit %d, %s", code, errOut)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -165,6 +166,7 @@ type runReport struct {
 	Client         cpuReport         `json:"client"`
 	TargetProcess  *processReport    `json:"target_process,omitempty"`
 	Profile        *profileReport    `json:"profile,omitempty"`
+	Metrics        *metricsReport    `json:"target_metrics,omitempty"`
 }
 
 type mixReport struct {
@@ -255,6 +257,9 @@ func (rep *runReport) writeText(w io.Writer) {
 		p("target pid   %d: cpu %.2fs (%.1fµs/session), rss %s -> %s, threads %d -> %d\n",
 			t.PID, t.CPUSeconds, t.CPUPerSession, kib(t.RSSBeforeKiB), kib(t.RSSAfterKiB), t.ThreadsBefore, t.ThreadsAfter)
 	}
+	if m := rep.Metrics; m != nil {
+		m.writeText(w)
+	}
 	if pr := rep.Profile; pr != nil {
 		if pr.Error != "" {
 			p("profile      %s: %s\n", pr.URL, pr.Error)
@@ -300,3 +305,32 @@ func errSuffix(n uint64) string {
 }
 
 func kib(v uint64) string { return fmt.Sprintf("%.1fMiB", float64(v)/1024) }
+
+func (m *metricsReport) writeText(w io.Writer) {
+	if m.Error != "" {
+		fmt.Fprintf(w, "metrics      %s: %s\n", m.URL, m.Error)
+		return
+	}
+	keys := slices.Sorted(maps.Keys(m.Before))
+	for _, k := range keys {
+		line := fmt.Sprintf("metrics      %s %s -> %s", k, metricValue(k, m.Before[k]), metricValue(k, m.After[k]))
+		if v, ok := m.Settled[k]; ok {
+			line += " -> " + metricValue(k, v)
+		}
+		if k == "go_goroutines" {
+			if m.SettleSeconds != nil {
+				line += fmt.Sprintf(" (back to baseline after %.1fs)", *m.SettleSeconds)
+			} else if m.Settled != nil {
+				line += " (NOT back to baseline)"
+			}
+		}
+		fmt.Fprintln(w, line)
+	}
+}
+
+func metricValue(name string, v float64) string {
+	if strings.HasSuffix(name, "_bytes") {
+		return fmt.Sprintf("%.1fMiB", v/(1<<20))
+	}
+	return strconv.FormatFloat(v, 'f', -1, 64)
+}

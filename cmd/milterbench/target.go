@@ -164,3 +164,116 @@ func fetchProfile(ctx context.Context, client *http.Client, profURL, file string
 	rep.File, rep.Bytes = file, n
 	return rep
 }
+
+// defaultMetrics are the Prometheus series a soak test watches: both come
+// with client_golang's Go and process collectors.
+var defaultMetrics = []string{"go_goroutines", "process_resident_memory_bytes"}
+
+// metricsReport is the target's own metrics before the run, right after
+// it, and once it has settled: goroutines and memory must come back to
+// the baseline when the load stops.
+type metricsReport struct {
+	URL     string             `json:"url"`
+	Before  map[string]float64 `json:"before"`
+	After   map[string]float64 `json:"after"`
+	Settled map[string]float64 `json:"settled,omitempty"`
+	// SettleSeconds is how long go_goroutines took to return to its
+	// value before the run; absent if it did not within -settle.
+	SettleSeconds *float64 `json:"settle_s,omitempty"`
+	Error         string   `json:"error,omitempty"`
+}
+
+// scrapeMetrics reads the named series from a Prometheus text endpoint.
+// A labelled series is keyed by its full name with labels.
+func scrapeMetrics(ctx context.Context, client *http.Client, metricsURL string, names []string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: HTTP %s", metricsURL, resp.Status)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		series, value, ok := cutLast(line)
+		if !ok {
+			continue
+		}
+		name, _, _ := strings.Cut(series, "{")
+		for _, n := range names {
+			if n == name {
+				if v, err := strconv.ParseFloat(value, 64); err == nil {
+					out[series] = v
+				}
+			}
+		}
+	}
+	for _, n := range names {
+		if _, ok := out[n]; !ok && !hasPrefixKey(out, n+"{") {
+			return out, fmt.Errorf("%s has no metric %s", metricsURL, n)
+		}
+	}
+	return out, nil
+}
+
+// cutLast splits "series value" (an optional timestamp after the value is
+// not produced by client_golang and not handled).
+func cutLast(line string) (series, value string, ok bool) {
+	i := strings.LastIndexByte(line, ' ')
+	if i <= 0 {
+		return "", "", false
+	}
+	return strings.TrimSpace(line[:i]), line[i+1:], true
+}
+
+func hasPrefixKey(m map[string]float64, prefix string) bool {
+	for k := range m {
+		if strings.HasPrefix(k, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// settleMetrics polls until go_goroutines is back at its value in before
+// or the settle time is over.
+func settleMetrics(ctx context.Context, client *http.Client, rep *metricsReport, names []string, settle time.Duration, now func() time.Time) {
+	baseline, ok := rep.Before["go_goroutines"]
+	if !ok || settle <= 0 {
+		return
+	}
+	start := now()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		m, err := scrapeMetrics(ctx, client, rep.URL, names)
+		if err == nil {
+			rep.Settled = m
+			if m["go_goroutines"] <= baseline {
+				s := now().Sub(start).Seconds()
+				rep.SettleSeconds = &s
+				return
+			}
+		}
+		if now().Sub(start) >= settle {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
