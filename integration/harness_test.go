@@ -7,14 +7,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -241,21 +239,22 @@ func (p *process) wait(timeout time.Duration) (error, bool) {
 	}
 }
 
-// stop sends SIGTERM to the process group (the program and any children it
-// forked, such as Sendmail's per-connection processes), waits for the
-// program to end, and SIGKILLs the group after grace.
+// stop sends SIGTERM to the program and its process group (which holds
+// any children it forked, such as Sendmail's per-connection processes),
+// waits for the program to end, and SIGKILLs them after grace.
 func (p *process) stop(t testing.TB, grace time.Duration) {
-	pgid := p.pid()
+	pid := p.pid()
 	if !p.exited() {
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+		_ = syscall.Kill(-pid, syscall.SIGTERM)
 		if _, ok := p.wait(grace); !ok {
-			t.Logf("%s (pid %d) ignored SIGTERM for %v; killing it", p.name, pgid, grace)
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			t.Logf("%s (pid %d) ignored SIGTERM for %v; killing it", p.name, pid, grace)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
 			<-p.done
 		}
 	}
 	// Children that outlived the program (same process group) go too.
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
 }
 
 // dumpLog logs the tail of a log file, so a failure shows what the
@@ -310,23 +309,6 @@ func runErr(argv ...string) (string, error) {
 		err = errors.Join(err, ctx.Err())
 	}
 	return string(out), err
-}
-
-// logFile collects lines written to it by a goroutine (a syslog socket) so
-// tests can dump them on failure.
-type lineLog struct {
-	mu    sync.Mutex
-	w     io.Writer
-	lines []string
-}
-
-func (l *lineLog) add(line string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, line)
-	if l.w != nil {
-		fmt.Fprintln(l.w, line)
-	}
 }
 
 // pidFromFile reads a PID file as daemons that fork themselves write it.

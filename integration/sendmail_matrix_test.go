@@ -1,0 +1,179 @@
+//go:build integration && linux
+
+package integration
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// TestSendmail runs a private Sendmail (from Debian's packages, with the
+// milter lines of contrib/sendmail/rblmilter.mc) in a network namespace of
+// its own, with rbldnsd and three rblmilter daemons (connect stage, rcpt
+// stage, tag action) beside it. Clients connect from real documentation
+// range source addresses on the namespace's loopback, IPv4 and IPv6, so
+// Sendmail hands rblmilter the addresses as it would in production,
+// including its IPv6:2001:db8:0:0:0:0:0:66 form.
+func TestSendmail(t *testing.T) {
+	requireRoot(t)
+	sendmailTree(t)
+	requireCommands(t, "rbldnsd", "ip", "m4", "unshare")
+	addrs := []string{serverIPv4 + "/32", serverIPv6 + "/128"}
+	for _, ip := range []string{listedIPv4, cleanIPv4, allowedIPv4, aggListedIPv4, aggCleanIPv4} {
+		addrs = append(addrs, ip+"/32")
+	}
+	for _, ip := range []string{listedIPv6, cleanIPv6} {
+		addrs = append(addrs, ip+"/128")
+	}
+	ns := newNetns(t, addrs...)
+	dir := sharedDir(t)
+	// Inside the namespace every port is free: use fixed ones, and
+	// contrib's milter address verbatim.
+	dns := startRbldnsd(t, dir, 5353, ns, ns.exec()...)
+	daemon := func(name string, port, metricsPort int, stage, action string) *rblmilterDaemon {
+		return startRblmilter(t, dir, name, milterOptions{
+			Listen: fmt.Sprintf("inet:%d@127.0.0.1", port), Stage: stage, Action: action, DNS: dns.addr,
+			Metrics: hostPort("127.0.0.1", metricsPort),
+		}, ns, ns.exec()...)
+	}
+	connectD := daemon("rblmilter-connect", contribMilterPort, 9890, "connect", "reject")
+	rcptD := daemon("rblmilter-rcpt", 8891, 9891, "rcpt", "reject")
+	tagD := daemon("rblmilter-tag", 8892, 9892, "connect", "tag")
+
+	const smtpConnect, smtpRcpt, smtpTag = 2525, 2526, 2527
+	sm := startSendmail(t, ns, sharedDir(t),
+		[]sendmailDaemon{
+			{Name: "connect", Port: smtpConnect},
+			{Name: "rcpt", Port: smtpRcpt, Filter: "rblmilter_rcpt"},
+			{Name: "tag", Port: smtpTag, Filter: "rblmilter_tag"},
+		},
+		[]sendmailFilter{{Name: "rblmilter_rcpt", Port: 8891}, {Name: "rblmilter_tag", Port: 8892}},
+	)
+
+	send := func(t *testing.T, port int, client string, rcpts ...string) *transcript {
+		server := serverIPv4
+		if strings.Contains(client, ":") {
+			server = serverIPv6
+		}
+		return sendMail(t, ns, session{Local: client, Server: hostPort(server, port), Rcpts: rcpts})
+	}
+	// Sendmail does not show a connect-stage reply text to the client: it
+	// greets with its own refusal and then rejects every command.
+	refusal := "554 " + mailDomain + " ESMTP not accepting messages"
+	const commandRejected = "550 5.0.0 Command rejected"
+
+	expectConnectReject := func(t *testing.T, d *rblmilterDaemon, port int, ip string, l listing) {
+		n := d.countDecisions(t, ip)
+		tr := send(t, port, ip)
+		if got := tr.Greeting.String(); got != refusal {
+			t.Errorf("greeting = %q, want %q", got, refusal)
+		}
+		if got := tr.Mail.String(); got != commandRejected {
+			t.Errorf("MAIL FROM reply = %q, want %q", got, commandRejected)
+		}
+		if len(tr.Rcpts) != 0 || tr.Data.Code != 0 {
+			t.Errorf("session went on after the rejected MAIL FROM:\n%s", tr)
+		}
+		expectDecision(t, d.waitDecision(t, ip, n+1), "reject", l.Log)
+		// Sendmail got rblmilter's reply text; it only logs it.
+		sm.waitSyslog(t, fmt.Sprintf("Client host [%s] blocked using %s", ip, l.Name))
+	}
+	expectAccepted := func(t *testing.T, d *rblmilterDaemon, port int, ip, decision string) *transcript {
+		n := d.countDecisions(t, ip)
+		tr := send(t, port, ip)
+		if tr.Greeting.Code != 220 || tr.Mail.Code != 250 || len(tr.Rcpts) != 1 || tr.Rcpts[0].Code != 250 || tr.Data.Code != 250 {
+			t.Fatalf("want the message accepted (220, 250, 250, 250):\n%s", tr)
+		}
+		waitDelivered(t, sm.mailDir, tr)
+		expectDecision(t, d.waitDecision(t, ip, n+1), decision)
+		return tr
+	}
+
+	t.Run("connect stage", func(t *testing.T) {
+		t.Run("listed IPv4 rejected", func(t *testing.T) {
+			expectConnectReject(t, connectD, smtpConnect, listedIPv4, blListing)
+		})
+		t.Run("listed IPv6 rejected", func(t *testing.T) {
+			expectConnectReject(t, connectD, smtpConnect, listedIPv6, blListing)
+			// The address reached the milter in Sendmail's own form.
+			sm.waitSyslog(t, "IPv6:2001:db8:0:0:0:0:0:66")
+		})
+		t.Run("aggregate list code that counts rejected", func(t *testing.T) {
+			expectConnectReject(t, connectD, smtpConnect, aggListedIPv4, aggListing)
+		})
+		t.Run("aggregate list code that does not count accepted", func(t *testing.T) {
+			expectAccepted(t, connectD, smtpConnect, aggCleanIPv4, "accept")
+		})
+		t.Run("clean IPv4 accepted despite error-code list", func(t *testing.T) {
+			expectAccepted(t, connectD, smtpConnect, cleanIPv4, "accept")
+		})
+		t.Run("clean IPv6 accepted despite error-code list", func(t *testing.T) {
+			expectAccepted(t, connectD, smtpConnect, cleanIPv6, "accept")
+		})
+		t.Run("listed but allowlisted accepted", func(t *testing.T) {
+			expectAccepted(t, connectD, smtpConnect, allowedIPv4, "allowlisted")
+		})
+	})
+
+	t.Run("rcpt stage", func(t *testing.T) {
+		for _, ip := range []string{listedIPv4, listedIPv6} {
+			t.Run("listed "+ip+" rejected at RCPT, postmaster exempt", func(t *testing.T) {
+				n := rcptD.countDecisions(t, ip)
+				tr := send(t, smtpRcpt, ip, "user", "postmaster")
+				if tr.Greeting.Code != 220 || tr.Mail.Code != 250 {
+					t.Fatalf("want 220 greeting and 250 at MAIL FROM:\n%s", tr)
+				}
+				if len(tr.Rcpts) != 2 {
+					t.Fatalf("want two RCPT replies:\n%s", tr)
+				}
+				expectMilterReply(t, "RCPT TO:<user@...>", tr.Rcpts[0], ip, blListing)
+				if tr.Rcpts[1].Code != 250 {
+					t.Errorf("RCPT TO:<postmaster@...> = %s, want 250 (exempt recipient)", tr.Rcpts[1])
+				}
+				if tr.Data.Code != 250 {
+					t.Fatalf("message to the exempt postmaster not accepted:\n%s", tr)
+				}
+				waitDelivered(t, sm.mailDir, tr)
+				expectDecision(t, rcptD.waitDecision(t, ip, n+1), "reject", blListing.Log)
+			})
+		}
+		t.Run("clean accepted", func(t *testing.T) {
+			expectAccepted(t, rcptD, smtpRcpt, cleanIPv6, "accept")
+		})
+	})
+
+	t.Run("tag action", func(t *testing.T) {
+		for _, ip := range []string{listedIPv4, listedIPv6} {
+			t.Run("listed "+ip+" delivered with header", func(t *testing.T) {
+				tr := expectAccepted(t, tagD, smtpTag, ip, "reject")
+				m := waitDelivered(t, sm.mailDir, tr)
+				if h := m.Header.Get("X-RBL"); !strings.Contains(h, blListing.Log) {
+					t.Errorf("delivered message has X-RBL: %q, want a header naming %q; headers: %v", h, blListing.Log, m.Header)
+				} else {
+					t.Logf("X-RBL: %s", h)
+				}
+			})
+		}
+		t.Run("clean delivered without header", func(t *testing.T) {
+			tr := expectAccepted(t, tagD, smtpTag, cleanIPv4, "accept")
+			m := waitDelivered(t, sm.mailDir, tr)
+			if h, ok := m.Header["X-Rbl"]; ok {
+				t.Errorf("clean client's message has X-RBL: %q", h)
+			}
+		})
+	})
+
+	// Last: it stops the connect-stage daemon.
+	t.Run("milter stopped fails open", func(t *testing.T) {
+		connectD.stopAndWait(t)
+		for _, ip := range []string{listedIPv4, listedIPv6} {
+			tr := send(t, smtpConnect, ip)
+			if tr.Greeting.Code != 220 || tr.Data.Code != 250 {
+				t.Fatalf("with the milter down, want the listed client's message accepted (F= empty):\n%s", tr)
+			}
+			waitDelivered(t, sm.mailDir, tr)
+		}
+		sm.waitSyslog(t, "Milter (rblmilter): error connecting to filter")
+	})
+}
