@@ -153,6 +153,9 @@ func (b *dnsBench) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	}
 	m.SetReply(r)
 	m.Authoritative = true
+	if r.IsEdns0() != nil {
+		m.SetEdns0(dns.DefaultMsgSize, false) // a resolver that sent EDNS expects it back
+	}
 	if z.Rcode != 0 {
 		m.Rcode = z.Rcode
 		_ = w.WriteMsg(m)

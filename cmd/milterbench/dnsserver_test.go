@@ -95,6 +95,10 @@ func TestDNSAnswersByListedRule(t *testing.T) {
 	if len(txt.Answer) != 1 || !strings.Contains(txt.Answer[0].(*dns.TXT).Txt[0], "198.18.0.5") {
 		t.Errorf("TXT answer %v, want one naming the address", txt.Answer)
 	}
+	edns := new(dns.Msg).SetQuestion(dnsblName(t, "198.18.0.5", "a.test"), dns.TypeA).SetEdns0(1232, false)
+	if r, _, err := (&dns.Client{Timeout: 10 * time.Second}).Exchange(edns, addr); err != nil || r.IsEdns0() == nil || len(r.Answer) != 1 {
+		t.Errorf("EDNS query: %v, answer %v", err, r)
+	}
 	soa := query(t, addr, "udp", "a.test.", dns.TypeSOA)
 	if len(soa.Answer) != 1 || soa.Answer[0].Header().Rrtype != dns.TypeSOA {
 		t.Errorf("apex SOA answer %v", soa.Answer)
