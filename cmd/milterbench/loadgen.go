@@ -120,7 +120,7 @@ func runLoad(ctx context.Context, cfg loadConfig) (*loadResult, error) {
 	if cfg.Warmup && cfg.Mix.pool > 0 {
 		warm := newLoadResult(cfg)
 		var k atomic.Uint64
-		r.workers(ctx, func() bool {
+		r.workers(func() bool {
 			p := k.Add(1) - 1
 			if p >= cfg.Mix.pool || ctx.Err() != nil {
 				return false
@@ -143,7 +143,7 @@ func runLoad(ctx context.Context, cfg loadConfig) (*loadResult, error) {
 		stop, cancel = context.WithDeadline(ctx, start.Add(cfg.Duration))
 		defer cancel()
 	}
-	r.workers(ctx, func() bool {
+	r.workers(func() bool {
 		if stop.Err() != nil {
 			return false
 		}
@@ -161,7 +161,7 @@ func runLoad(ctx context.Context, cfg loadConfig) (*loadResult, error) {
 }
 
 // workers runs step on Concurrency goroutines until it returns false.
-func (r *loadRunner) workers(ctx context.Context, step func() bool) {
+func (r *loadRunner) workers(step func() bool) {
 	var wg sync.WaitGroup
 	for range r.cfg.Concurrency {
 		wg.Go(func() {
