@@ -105,7 +105,7 @@ func usageErr(env cliEnv, cmd string, err error) int {
 func cmdRun(ctx context.Context, args []string, env cliEnv) int {
 	fs := newFlagSet("run", "run [flags] [SOCKET]\n\nDrives concurrent milter sessions like Postfix's smtpd: a new connection per\nclient, negotiate, connect macros, CONNECT with the client IP, the verdict,\nthen close. Client IPs come from a mix; an IP is \"listed\" when it lies in\n-listed-net, the rule \"milterbench dns\" answers by. Exit status 1 if any\nsession failed.", env)
 	socket := fs.String("socket", "inet:127.0.0.1:8890", "milter `SOCKET` (or give it as the argument)")
-	sessions := fs.Uint64("n", 0, "sessions to run (default 10000 unless -duration is given)")
+	sessions := fs.Uint64("n", 0, "sessions to run; with -duration too, whichever ends first (default 10000 unless -duration is given)")
 	duration := fs.Duration("duration", 0, "stop starting sessions after this long")
 	conc := fs.Int("c", 10, "concurrent sessions")
 	listedS := fs.String("listed", "0.1", "share of sessions with a listed client IP (0..1 or 0%..100%)")
@@ -329,7 +329,7 @@ func cmdDNS(ctx context.Context, args []string, env cliEnv) int {
 	listen := fs.String("listen", "127.0.0.1:5353", "UDP and TCP `ADDRESS` to answer on")
 	zones := fs.String("zones", "bench.test", "comma-separated zone `NAMES`")
 	var overrides stringList
-	fs.Var(&overrides, "zone", "per-zone settings, repeatable: \"NAME key=value ...\" with keys delay, loss,\nanswer, listed (CIDRs or none), rcode (SERVFAIL, REFUSED...), ttl, negttl;\ne.g. -zone 'd.test loss=1' for a silent list")
+	fs.Var(&overrides, "zone", "per-zone `SETTINGS`, repeatable: \"NAME key=value ...\" with keys delay, loss,\nanswer, listed (CIDRs or none), rcode (SERVFAIL, REFUSED...), ttl, negttl;\ne.g. -zone 'd.test loss=1' for a silent list")
 	delay := fs.Duration("delay", 0, "delay before every answer")
 	lossS := fs.String("loss", "0", "share of queries left unanswered")
 	answer := fs.String("answer", "127.0.0.2", "A record for a listed address")
