@@ -337,3 +337,13 @@ func processAlive(pid int) bool {
 	}
 	return true
 }
+
+// readText reads a whole (log) file.
+func readText(t testing.TB, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
