@@ -288,6 +288,10 @@ func (c *Checker) Check(ctx context.Context, ip netip.Addr) Verdict {
 	v := Verdict{IP: ip, Results: make([]Result, len(c.cfg.Lists))}
 	is4 := ip.Unmap().Is4()
 
+	var cacheNow uint32
+	if c.cache != nil {
+		cacheNow = c.cache.clock()
+	}
 	var pendingMask []uint64 // per group: active entries waiting for DNS
 	var ch chan groupResult
 	async := 0
@@ -317,7 +321,7 @@ func (c *Checker) Check(ctx context.Context, ip netip.Addr) Verdict {
 		}
 		var pre *answer
 		if c.cache != nil {
-			if e, ok := c.cache.get(g.zoneID, ip); ok {
+			if e, ok := c.cache.get(g.zoneID, ip, cacheNow); ok {
 				a := e.answer()
 				if !c.needTXT(g, active, &a) {
 					c.apply(&v, g, active, &a)
@@ -328,7 +332,10 @@ func (c *Checker) Check(ctx context.Context, ip netip.Addr) Verdict {
 					c.apply(&v, g, active, &a)
 					continue
 				}
-				pre = &a
+				// A copy, so that a stays on the stack in the
+				// common case above.
+				pre = new(answer)
+				*pre = a
 			}
 		}
 		if ch == nil {
