@@ -202,4 +202,3 @@ func rss() int64 {
 	}
 	return 0
 }
-
