@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -139,7 +140,8 @@ func (d *daemon) serve() error {
 	d.reloadOK.Set(1)
 	d.reloadTime.SetToCurrentTime()
 	d.logger.Info("listening", "addr", ln.Addr().String(), "listen", cfg.ListenText,
-		"config", cfg.Source, "lists", len(cfg.Engine.Lists), "version", version)
+		"config", cfg.Source, "lists", len(cfg.Engine.Lists), "resolvers", strings.Join(cfg.Resolvers, ","),
+		"version", version)
 
 	for {
 		select {
@@ -196,8 +198,9 @@ func (d *daemon) reload() {
 		d.reloadFailed(err)
 		return
 	}
-	d.warnRestartOnly(cfg)
+	// The level first: the warnings below are then logged at the new one.
 	d.level.Set(cfg.Log.Level)
+	d.warnRestartOnly(cfg)
 
 	d.mu.Lock()
 	old, oldTimeout := d.checker, d.current.Policy.Timeout
