@@ -1,0 +1,118 @@
+package milter
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	gomilter "github.com/emersion/go-milter"
+	"github.com/miekg/dns"
+
+	"github.com/rblmilter/rblmilter/rbl"
+	"github.com/rblmilter/rblmilter/rbl/rbltest"
+)
+
+// realChecker builds the real engine against a fake DNS server.
+func realChecker(t *testing.T, servers []string, cfg rbl.Config) *rbl.Checker {
+	t.Helper()
+	res, err := rbl.NewResolver(rbl.ResolverConfig{Servers: servers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := rbl.NewChecker(cfg, rbl.Options{Resolver: res})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func TestEndToEndWithRealEngine(t *testing.T) {
+	dnsSrv := rbltest.NewServer(t)
+	v4 := netip.MustParseAddr("192.0.2.10")
+	v6 := netip.MustParseAddr("2001:db8::10")
+	for _, ip := range []netip.Addr{v4, v6} {
+		dnsSrv.Set(rbl.QueryName(ip, "secretkey.bl.test"), rbltest.A("127.0.0.2"), rbltest.TXT("https://bl.test/q?"+ip.String()))
+	}
+	list, err := rbl.ParseSite("bl.test=127.0.0.[2..11]*3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	list.Key = "secretkey"
+	p := basePolicy()
+	checker := realChecker(t, []string{dnsSrv.Addr()}, rbl.Config{Lists: []rbl.List{list}, Threshold: 3, FetchTXT: p.NeedsTXT()})
+	ts := startServer(t, p, checker)
+
+	for _, tc := range []struct {
+		family gomilter.ProtoFamily
+		addr   string
+		ip     netip.Addr
+		macros []string
+	}{
+		{gomilter.FamilyInet, v4.String(), v4, nil},
+		{gomilter.FamilyInet6, v6.String(), v6, nil},
+		{gomilter.FamilyInet6, "IPv6:" + v6.String(), v6, []string{"{client_addr}", "IPv6:" + v6.String()}},
+	} {
+		act := connect(t, mta(t, ts.addr), tc.family, tc.addr, tc.macros...)
+		want := "5.7.1 Service unavailable; Client host [" + tc.ip.String() + "] blocked using bl.test; https://bl.test/q?" + tc.ip.String()
+		if act.Code != gomilter.ActReplyCode || act.SMTPCode != 554 || act.SMTPText != want {
+			t.Errorf("%s: got %+v, want 554 %q", tc.addr, act, want)
+		}
+	}
+	if act := connect(t, mta(t, ts.addr), gomilter.FamilyInet, "192.0.2.11"); act.Code != gomilter.ActAccept {
+		t.Errorf("clean: got %+v", act)
+	}
+	if strings.Contains(ts.logs.String(), "secretkey") {
+		t.Errorf("the DQS key leaked into the log:\n%s", ts.logs.String())
+	}
+}
+
+// TestDNSFailureFailsOpen: every way DNS can fail ends in ACCEPT within
+// the connection's budget, unless the admin chose on_error = tempfail.
+func TestDNSFailureFailsOpen(t *testing.T) {
+	dnsSrv := rbltest.NewServer(t)
+	ip := netip.MustParseAddr("192.0.2.20")
+	dnsSrv.SetDefault(rbltest.Silent())
+	dnsSrv.Set(rbl.QueryName(ip, "servfail.test"), rbltest.Rcode(dns.RcodeServerFailure))
+	dnsSrv.Set(rbl.QueryName(ip, "refused.test"), rbltest.A("127.255.255.254"))
+	dnsSrv.Set(rbl.QueryName(ip, "bogus.test"), rbltest.A("198.51.100.1"))
+
+	lists := []rbl.List{}
+	for _, zone := range []string{"silent.test", "servfail.test", "refused.test", "bogus.test"} {
+		l, err := rbl.ParseSite(zone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lists = append(lists, l)
+	}
+	// A server that refuses connections, then the fake one.
+	down := "127.0.0.1:1"
+	checker := realChecker(t, []string{down, dnsSrv.Addr()}, rbl.Config{Lists: lists, Timeout: 300 * time.Millisecond})
+	p := basePolicy()
+	p.Timeout = 500 * time.Millisecond
+	ts := startServer(t, p, checker)
+
+	start := time.Now()
+	act := connect(t, mta(t, ts.addr), gomilter.FamilyInet, ip.String())
+	if act.Code != gomilter.ActAccept {
+		t.Fatalf("got %+v, want ACCEPT: DNS trouble must not refuse mail", act)
+	}
+	if took := time.Since(start); took > p.Timeout+2*time.Second {
+		t.Errorf("decision took %v with a %v budget", took, p.Timeout)
+	}
+	if !strings.Contains(ts.logs.String(), "problems=") {
+		t.Errorf("decision line should name the failing lists:\n%s", ts.logs.String())
+	}
+
+	// The same failures with on_error = tempfail on the silent list.
+	lists[0].OnError = rbl.FailTempfail
+	strict := realChecker(t, []string{dnsSrv.Addr()}, rbl.Config{Lists: lists, Timeout: 300 * time.Millisecond})
+	if err := ts.srv.Reload(p, strict); err != nil {
+		t.Fatal(err)
+	}
+	act = connect(t, mta(t, ts.addr), gomilter.FamilyInet, ip.String())
+	if act.Code != gomilter.ActReplyCode || act.SMTPCode != 451 || !strings.Contains(act.SMTPText, "silent.test") {
+		t.Fatalf("got %+v, want 451 naming silent.test", act)
+	}
+}
