@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"log/slog"
 	"net/netip"
@@ -454,6 +455,33 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 		re := regexp.MustCompile(`(?m)^(#? ?` + q + ` = |\[` + q + `\]$|\[\[` + q + `\]\]$)`)
 		if !re.Match(example) {
 			t.Errorf("contrib/rblmilter.toml does not document %s", k)
+		}
+	}
+}
+
+func TestInlineListTables(t *testing.T) {
+	cfg := mustParse(t, `list = [{zone = "a.example", weight = 2}, {zone = "b.example"}]`)
+	if len(cfg.Engine.Lists) != 2 || cfg.Engine.Lists[0].Weight != 2 || cfg.Engine.Lists[1].Zone != "b.example" {
+		t.Errorf("lists = %+v", cfg.Engine.Lists)
+	}
+}
+
+// Once the README has its configuration reference, it must name every key.
+func TestReadmeDocumentsEveryKey(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil || !bytes.Contains(readme, []byte("## Configuration reference")) {
+		t.Skip("README.md has no configuration reference yet")
+	}
+	env := testParseEnv()
+	env.keys = map[string]bool{}
+	if _, err := parseFile(t, "testdata/full.toml", env); err != nil {
+		t.Fatal(err)
+	}
+	for k := range env.keys {
+		name := k[strings.LastIndexByte(k, '.')+1:]
+		name = strings.TrimSuffix(name, "[]")
+		if !bytes.Contains(readme, []byte("`"+name+"`")) && !bytes.Contains(readme, []byte("`[["+name+"]]`")) && !bytes.Contains(readme, []byte("`["+name+"]`")) {
+			t.Errorf("README.md does not document %s", k)
 		}
 	}
 }
