@@ -1,6 +1,7 @@
 package rbl
 
 import (
+	"net/netip"
 	"testing"
 )
 
@@ -154,3 +155,5 @@ func TestOutcomeAndDecisionNames(t *testing.T) {
 		t.Error("Failed() wrong")
 	}
 }
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
