@@ -81,9 +81,14 @@ type List struct {
 	// (or, with no filters, when the answer is a listing at all).
 	Weight int
 	// Filters select which 127.0.0.0/8 answers count. Empty means every
-	// answer that is not an error code counts.
+	// answer that is not an error code counts. A filter with its own
+	// weight adds that weight when any A record matches it; the filters
+	// without one add Weight once between them.
 	Filters []Filter
-	// Timeout bounds this list's lookup; 0 means Config.Timeout.
+	// Timeout bounds this list's lookup; 0 means Config.Timeout. Entries
+	// that share a query zone share one query, bounded by the largest of
+	// their timeouts. The lookup runs on in the background after an early
+	// decision, still bounded by Timeout.
 	Timeout time.Duration
 	// IPv4 and IPv6 switch the list on for each address family.
 	IPv4, IPv6 bool
@@ -109,6 +114,7 @@ type Filter struct {
 
 // Config is the engine's configuration. Defaults are applied by NewChecker.
 type Config struct {
+	// Lists are the list entries, scored in this order.
 	Lists []List
 	// Threshold: reject when the score is >= Threshold. Default 1.
 	Threshold int
@@ -124,7 +130,9 @@ type Config struct {
 // Result is one list entry's part of a Verdict.
 type Result struct {
 	// List points at the entry in the Checker's configuration.
-	List    *List
+	List *List
+	// Outcome is how the lookup ended; Pending when the verdict was
+	// decided first.
 	Outcome Outcome
 	// Codes are every A record of the answer (Listed, Refused, Bogus).
 	Codes []netip.Addr
@@ -138,20 +146,28 @@ type Result struct {
 	Matched int
 	// Duration of the lookup; 0 when served from the cache.
 	Duration time.Duration
-	Cached   bool
+	// Cached is true when the answer came from the cache.
+	Cached bool
 	// Err describes Error/Timeout outcomes; it never contains the key.
+	// errors.Is(Err, ErrTimeout) holds for timeouts.
 	Err error
 }
 
 // Verdict is the answer for one client address. A listing is a value here,
 // not an error.
 type Verdict struct {
+	// IP is the address checked, as given.
 	IP       netip.Addr
 	Decision Decision
-	Score    int
-	// Early is true when the decision was taken before every list answered.
-	Early    bool
-	Results  []Result
+	// Score is the sum of the counted weights of the answers known when
+	// the decision was taken (shadow lists and failures add nothing).
+	Score int
+	// Early is true when the decision was taken before every list answered
+	// (some Results are Pending).
+	Early bool
+	// Results has one entry per configured list, in configuration order.
+	Results []Result
+	// Duration is the time Check took.
 	Duration time.Duration
 }
 
