@@ -70,7 +70,7 @@ func (r *checkReport) refuses() bool {
 // addresses up with the daemon's engine and policy networks. Exit 0 when
 // every address would be accepted, 1 when any would be refused, 2 on bad
 // input.
-func runCheck(args []string, configPath string, env environment) int {
+func runCheck(ctx context.Context, args []string, configPath string, env environment) int {
 	fs := flag.NewFlagSet("rblmilter check", flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	fs.StringVar(&configPath, "config", configPath, "config `FILE` (TOML)")
@@ -132,9 +132,6 @@ func runCheck(args []string, configPath string, env environment) int {
 	}
 	defer checker.Close()
 
-	// The root of every lookup's deadline; each address then gets the
-	// budget one milter session gets.
-	ctx := context.Background()
 	reports := make([]checkReport, 0, len(ips))
 	code := exitOK
 	for _, ip := range ips {

@@ -34,7 +34,7 @@ func testEnv(t *testing.T, stdout, stderr *bytes.Buffer) environment {
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code = run(args, testEnv(t, &out, &errOut))
+	code = run(t.Context(), args, testEnv(t, &out, &errOut))
 	return code, out.String(), errOut.String()
 }
 

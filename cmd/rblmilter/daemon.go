@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"reflect"
 	"strings"
 	"sync"
@@ -57,7 +56,7 @@ type daemon struct {
 }
 
 // runDaemon starts the daemon and serves until SIGTERM/SIGINT.
-func runDaemon(configPath, listenOverride string, env environment) int {
+func runDaemon(ctx context.Context, configPath, listenOverride string, env environment) int {
 	cfg, err := loadConfig(configPath, env.defaultConfig, env.parseEnv(listenOverride))
 	if err != nil {
 		printConfigError(env.stderr, configPath, env.defaultConfig, err)
@@ -73,14 +72,14 @@ func runDaemon(configPath, listenOverride string, env environment) int {
 		retired:        map[*rbl.Checker]*time.Timer{},
 	}
 	d.logger = newLogger(env.stderr, cfg.Log, d.level)
-	if err := d.serve(); err != nil {
+	if err := d.serve(ctx); err != nil {
 		d.logger.Error("rblmilter stopped", "error", err)
 		return exitError
 	}
 	return exitOK
 }
 
-func (d *daemon) serve() error {
+func (d *daemon) serve(ctx context.Context) error {
 	cfg := d.current
 	d.registry = prometheus.NewRegistry()
 	if err := d.registerMetrics(); err != nil {
@@ -153,7 +152,10 @@ func (d *daemon) serve() error {
 				d.reload()
 				continue
 			}
-			d.shutdown(sig, served)
+			d.shutdown(ctx, sig.String(), served)
+			return nil
+		case <-ctx.Done():
+			d.shutdown(ctx, "context cancelled", served)
 			return nil
 		}
 	}
@@ -161,14 +163,14 @@ func (d *daemon) serve() error {
 
 // shutdown drains: the server stops accepting, sessions in flight get
 // drain_timeout to finish, the rest are closed.
-func (d *daemon) shutdown(sig os.Signal, served <-chan error) {
+func (d *daemon) shutdown(ctx context.Context, reason string, served <-chan error) {
 	d.ready.Store(false)
 	d.mu.Lock()
 	drain := d.current.DrainTimeout
 	d.mu.Unlock()
-	d.logger.Info("shutting down", "signal", sig.String(), "drain_timeout", drain.String())
-	// The process's last deadline: nothing above outlives it.
-	ctx, cancel := context.WithTimeout(context.Background(), drain)
+	d.logger.Info("shutting down", "signal", reason, "drain_timeout", drain.String())
+	// The drain gets its own deadline even when ctx is what was cancelled.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drain)
 	defer cancel()
 	if err := d.server.Shutdown(ctx); err != nil {
 		d.logger.Warn("drain timeout reached; closed the remaining sessions", "error", err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,7 +38,7 @@ func startInProcess(t *testing.T, configPath, sock string) *inProcessDaemon {
 	env := testEnv(t, &stdout, nil)
 	env.stderr = d.log
 	env.signals = func() (<-chan os.Signal, func()) { return d.signals, func() {} }
-	go func() { d.exit <- run([]string{"-config", configPath}, env) }()
+	go func() { d.exit <- run(t.Context(), []string{"-config", configPath}, env) }()
 	t.Cleanup(func() {
 		select {
 		case d.signals <- syscall.SIGTERM:
@@ -184,7 +185,7 @@ func TestDaemonReloadAndShutdownInProcess(t *testing.T) {
 
 func TestDaemonStartFailsOnBadConfig(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	code := run([]string{"-config", "testdata/invalid-many.toml"}, testEnv(t, &stdout, &stderr))
+	code := run(t.Context(), []string{"-config", "testdata/invalid-many.toml"}, testEnv(t, &stdout, &stderr))
 	if code != 1 || !strings.Contains(stderr.String(), `testdata/invalid-many.toml: action: "drop" is not one of`) {
 		t.Errorf("exit %d, stderr:\n%s", code, stderr.String())
 	}
@@ -202,7 +203,7 @@ func TestDaemonStartFailsWhenListenIsTaken(t *testing.T) {
 	log := newLogWatch()
 	env := testEnv(t, &stdout, nil)
 	env.stderr = log
-	if code := run([]string{"-config", first}, env); code != 1 {
+	if code := run(t.Context(), []string{"-config", first}, env); code != 1 {
 		t.Errorf("second daemon on the same socket: exit %d, want 1", code)
 	}
 	log.wait(t, "level=ERROR", "in use by another process")
@@ -406,4 +407,32 @@ socket_mode = "0666"`)
 	if code := b.wait(t); code != 0 {
 		t.Errorf("exit %d", code)
 	}
+}
+
+// Cancelling run's context stops the daemon like SIGTERM (for embedding
+// and tests).
+func TestDaemonStopsWhenContextIsCancelled(t *testing.T) {
+	dns := newDNSBL(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "rblmilter.toml")
+	sock := filepath.Join(dir, "milter.sock")
+	writeConfig(t, cfg, dns, "unix:"+sock, "")
+	var stdout bytes.Buffer
+	log := newLogWatch()
+	env := testEnv(t, &stdout, nil)
+	env.stderr = log
+	ctx, cancel := context.WithCancel(t.Context())
+	exit := make(chan int, 1)
+	go func() { exit <- run(ctx, []string{"-config", cfg}, env) }()
+	log.wait(t, "msg=listening")
+	cancel()
+	select {
+	case code := <-exit:
+		if code != 0 {
+			t.Errorf("exit %d, want 0", code)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("daemon ignored the cancelled context")
+	}
+	log.wait(t, `msg="shutting down"`, `signal="context cancelled"`)
 }

@@ -2,8 +2,11 @@
 // blocklists at connect time.
 package main
 
-import "os"
+import (
+	"context"
+	"os"
+)
 
 func main() {
-	os.Exit(run(os.Args[1:], systemEnvironment()))
+	os.Exit(run(context.Background(), os.Args[1:], systemEnvironment()))
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -79,10 +80,11 @@ Signals: SIGHUP reloads the config, SIGTERM/SIGINT drain sessions and stop.
 Flags:
 `
 
-// run is the whole program; it returns the exit code.
-func run(args []string, env environment) int {
+// run is the whole program; it returns the exit code. Cancelling ctx
+// stops the daemon like SIGTERM.
+func run(ctx context.Context, args []string, env environment) int {
 	if len(args) > 0 && args[0] == "check" {
-		return runCheck(args[1:], "", env)
+		return runCheck(ctx, args[1:], "", env)
 	}
 	fs := flag.NewFlagSet("rblmilter", flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
@@ -102,7 +104,7 @@ func run(args []string, env environment) int {
 	}
 	if fs.NArg() > 0 {
 		if fs.Arg(0) == "check" {
-			return runCheck(fs.Args()[1:], *configPath, env)
+			return runCheck(ctx, fs.Args()[1:], *configPath, env)
 		}
 		fmt.Fprintf(env.stderr, "rblmilter: unexpected argument %q (see rblmilter -help)\n", fs.Arg(0))
 		return exitUsage
@@ -114,7 +116,7 @@ func run(args []string, env environment) int {
 	case *checkConfig:
 		return runCheckConfig(*configPath, *listen, env)
 	default:
-		return runDaemon(*configPath, *listen, env)
+		return runDaemon(ctx, *configPath, *listen, env)
 	}
 }
 
