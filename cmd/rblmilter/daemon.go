@@ -145,7 +145,10 @@ func (d *daemon) serve(ctx context.Context) error {
 	for {
 		select {
 		case err := <-served:
+			// Accepting failed for good; the sessions already open
+			// still get their verdicts.
 			d.ready.Store(false)
+			d.drain(ctx)
 			return fmt.Errorf("milter server: %w", err)
 		case sig := <-signals:
 			if sig == syscall.SIGHUP {
@@ -165,20 +168,28 @@ func (d *daemon) serve(ctx context.Context) error {
 // drain_timeout to finish, the rest are closed.
 func (d *daemon) shutdown(ctx context.Context, reason string, served <-chan error) {
 	d.ready.Store(false)
-	d.mu.Lock()
-	drain := d.current.DrainTimeout
-	d.mu.Unlock()
-	d.logger.Info("shutting down", "signal", reason, "drain_timeout", drain.String())
-	// The drain gets its own deadline even when ctx is what was cancelled.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drain)
-	defer cancel()
-	if err := d.server.Shutdown(ctx); err != nil {
-		d.logger.Warn("drain timeout reached; closed the remaining sessions", "error", err)
-	}
+	d.logger.Info("shutting down", "signal", reason, "drain_timeout", d.drainTimeout().String())
+	d.drain(ctx)
 	if err := <-served; err != nil {
 		d.logger.Debug("milter server returned", "error", err)
 	}
 	d.logger.Info("stopped")
+}
+
+func (d *daemon) drainTimeout() time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.current.DrainTimeout
+}
+
+// drain stops the server, giving sessions in flight drain_timeout.
+func (d *daemon) drain(ctx context.Context) {
+	// The drain gets its own deadline even when ctx is what was cancelled.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.drainTimeout())
+	defer cancel()
+	if err := d.server.Shutdown(ctx); err != nil {
+		d.logger.Warn("drain timeout reached; closed the remaining sessions", "error", err)
+	}
 }
 
 // reload re-reads the config and swaps it in. A broken config is logged
