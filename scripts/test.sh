@@ -4,7 +4,8 @@
 #   ./scripts/test.sh
 #
 # 1. Installs what the integration tests need when it is missing (as root, from Debian
-#    packages): postfix, rbldnsd, supervisor, m4, iproute2, and Sendmail's files. Sendmail
+#    packages): postfix, rbldnsd, supervisor, unbound, m4, iproute2, systemd (for
+#    systemd-analyze), and Sendmail's files. Sendmail
 #    cannot be installed beside Postfix (the packages conflict), so sendmail-bin,
 #    sendmail-base and sendmail-cf are downloaded and unpacked into
 #    /var/cache/rblmilter-test/sendmail (RBLMILTER_SENDMAIL_ROOT overrides), never installed.
@@ -47,6 +48,8 @@ declare -A PACKAGES=(
 	[m4]=m4
 	[ip]=iproute2
 	[unshare]=util-linux
+	[unbound]=unbound
+	[systemd-analyze]=systemd
 )
 # Shared libraries the unpacked sendmail binary links against (ordinary packages that do
 # not conflict with Postfix).
