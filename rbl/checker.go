@@ -531,6 +531,13 @@ func (c *Checker) resolveTXT(g *group, ip netip.Addr) string {
 		}
 		m, err := c.resolver.Query(ctx, name, dns.TypeTXT)
 		if err != nil {
+			// Remember the failure as an empty text (for min_ttl):
+			// otherwise every check of this listed client would wait
+			// for a TXT query that keeps failing, and the text only
+			// decorates the reply.
+			if c.cache != nil && c.bg.Err() == nil {
+				c.cache.putTXT(g.zoneID, ip, "", 0)
+			}
 			return "", nil
 		}
 		txt, ttl := txtFromMsg(m)

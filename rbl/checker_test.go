@@ -456,3 +456,28 @@ func TestCheckAfterClose(t *testing.T) {
 		t.Errorf("fresh lookup after Close: %s %v", v.Decision, outcomes(v))
 	}
 }
+
+func TestFailedTXTIsNotAskedOnEveryCheck(t *testing.T) {
+	// A checker without FetchTXT caches the listing...
+	e := newEnv(t, rbl.Config{Lists: []rbl.List{site(t, "bl.test")}}, rbl.Options{})
+	client := ip("192.0.2.60")
+	name := rbl.QueryName(client, "bl.test")
+	e.srv.Set(name, rbltest.A("127.0.0.2"))
+	e.c.Check(context.Background(), client)
+	// ...then the server fails, and a checker with FetchTXT (a reload)
+	// asks for the TXT once, and remembers the failure as an empty text.
+	e.srv.Set(name, rbltest.Rcode(dns.RcodeServerFailure))
+	c2, err := rbl.NewChecker(rbl.Config{Lists: []rbl.List{site(t, "bl.test")}, FetchTXT: true}, rbl.Options{Resolver: resolver(t, e.srv.Addr()), Cache: e.cache, Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	for range 3 {
+		if v := c2.Check(context.Background(), client); v.Decision != rbl.Reject || !v.Results[0].Cached || v.Results[0].TXT != "" {
+			t.Fatalf("%s %v", v.Decision, outcomes(v))
+		}
+	}
+	if n := e.srv.Queries(name); n != 2 {
+		t.Errorf("%d queries for the listed client, want 2 (A, then TXT once)", n)
+	}
+}

@@ -1,7 +1,9 @@
 // Package rbltest provides a fake DNSBL server for tests: a miekg/dns server
 // on 127.0.0.1 (UDP and TCP on one port) whose answers are set per query
-// name, with delays, holds, TTLs, error codes, truncation and silence. It
-// never talks to anything but loopback.
+// name, with delays, holds, TTLs, error codes, truncation and silence, and
+// the faults of broken or hostile servers (garbage, wrong IDs, oversized
+// UDP answers, failing TCP, answers that alternate good and bad). It never
+// talks to anything but loopback.
 //
 //	srv := rbltest.NewServer(t)
 //	srv.Set(rbl.QueryName(ip, "bl.test"), rbltest.A("127.0.0.2"), rbltest.TXT("listed"))
@@ -55,10 +57,17 @@ type rule struct {
 	silent   bool
 	truncate bool
 	mismatch bool
+	// Faults a broken or hostile server shows; see the options.
+	garbage   []byte
+	wrongID   bool
+	oversize  bool
+	tcpRcode  int
+	tcpHangUp bool
+	alternate []Option
 }
 
 func defaultRule() rule {
-	return rule{ttl: 300, soaTTL: 3600, soaMin: 300, rcode: -1}
+	return rule{ttl: 300, soaTTL: 3600, soaMin: 300, rcode: -1, tcpRcode: -1}
 }
 
 // Option shapes the answer for a name.
@@ -108,6 +117,31 @@ func Truncate() Option { return func(r *rule) { r.truncate = true } }
 
 // Mismatch answers with a question that differs from the one asked.
 func Mismatch() Option { return func(r *rule) { r.mismatch = true } }
+
+// Garbage answers with these raw bytes instead of a DNS message.
+func Garbage(b []byte) Option { return func(r *rule) { r.garbage = b } }
+
+// WrongID answers with a message ID other than the query's, as a spoofer
+// guessing IDs would.
+func WrongID() Option { return func(r *rule) { r.wrongID = true } }
+
+// Oversize sends UDP answers whole even when they are larger than the
+// client's buffer (EDNS0 size, else 512 bytes). Without it, such answers
+// are truncated with the TC bit set, as a real server does.
+func Oversize() Option { return func(r *rule) { r.oversize = true } }
+
+// TCPRcode answers queries over TCP with this response code and no
+// records; UDP answers are unchanged.
+func TCPRcode(rcode int) Option { return func(r *rule) { r.tcpRcode = rcode } }
+
+// TCPHangUp closes TCP connections without answering; UDP answers are
+// unchanged.
+func TCPHangUp() Option { return func(r *rule) { r.tcpHangUp = true } }
+
+// Alternate applies bad on top of the other options to every other query
+// for the name: the 1st, 3rd, 5th... query gets the bad answer, the 2nd,
+// 4th... the normal one.
+func Alternate(bad ...Option) Option { return func(r *rule) { r.alternate = bad } }
 
 // NewServer starts a server on 127.0.0.1, UDP and TCP on the same port,
 // stopped by t.Cleanup.
@@ -162,6 +196,15 @@ func (s *Server) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = s.udp.ShutdownContext(ctx)
+	_ = s.tcp.ShutdownContext(ctx)
+}
+
+// CloseTCP stops the TCP side: TCP connections to Addr are refused from
+// now on (UDP is still served), like a server behind a firewall that only
+// lets UDP through.
+func (s *Server) CloseTCP() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
 	_ = s.tcp.ShutdownContext(ctx)
 }
 
@@ -296,6 +339,11 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 		r = *p
 	}
 	s.queries[name]++
+	if len(r.alternate) > 0 && s.queries[name]%2 == 1 {
+		for _, o := range r.alternate {
+			o(&r)
+		}
+	}
 	s.total++
 	if isTCP {
 		s.tcpQueries[name]++
@@ -330,7 +378,26 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 	if r.silent {
 		return
 	}
-	_ = w.WriteMsg(answer(req, &r, isTCP))
+	if isTCP && r.tcpHangUp {
+		_ = w.Close()
+		return
+	}
+	if r.garbage != nil {
+		_, _ = w.Write(r.garbage)
+		return
+	}
+	m := answer(req, &r, isTCP)
+	if r.wrongID {
+		m.Id = req.Id + 1
+	}
+	if !isTCP && !r.oversize {
+		size := dns.MinMsgSize
+		if opt := req.IsEdns0(); opt != nil {
+			size = int(opt.UDPSize())
+		}
+		m.Truncate(size)
+	}
+	_ = w.WriteMsg(m)
 }
 
 func answer(req *dns.Msg, r *rule, isTCP bool) *dns.Msg {
@@ -343,6 +410,10 @@ func answer(req *dns.Msg, r *rule, isTCP bool) *dns.Msg {
 	}
 	if r.rcode >= 0 {
 		m.Rcode = r.rcode
+		return m
+	}
+	if isTCP && r.tcpRcode >= 0 {
+		m.Rcode = r.tcpRcode
 		return m
 	}
 	if r.truncate && !isTCP {
