@@ -1,6 +1,7 @@
 package milter
 
 import (
+	"bufio"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,12 @@ type trackedConn struct {
 	idle time.Duration
 	// raw is the socket for TCP_QUICKACK; nil for unix sockets.
 	raw syscall.RawConn
+	// in buffers reads. go-milter reads a packet's length and its body
+	// with two reads, and every socket read costs a system call, a
+	// deadline update and a TCP_QUICKACK re-arm; buffered, a packet (and
+	// often the next one, as the MTA writes macros and CONNECT back to
+	// back) takes one.
+	in *bufio.Reader
 	// final is set once rblmilter sent ACCEPT for the connection: the MTA
 	// will not ask anything more, so Shutdown need not wait for it.
 	final     atomic.Bool
@@ -30,15 +37,29 @@ func newTrackedConn(c net.Conn, srv *Server, idle time.Duration) *trackedConn {
 			tc.raw = raw
 		}
 	}
+	tc.in = bufio.NewReaderSize(socketReader{tc}, readBufferSize)
 	return tc
 }
+
+// readBufferSize holds the packets of a connect stage (negotiation, the
+// connect macros, CONNECT: a few hundred bytes) without costing much per
+// idle connection; larger packets are read straight into go-milter's
+// buffer.
+const readBufferSize = 512
+
+// Read serves go-milter from the buffer.
+func (c *trackedConn) Read(p []byte) (int, error) { return c.in.Read(p) }
+
+// socketReader is what trackedConn's buffer reads from.
+type socketReader struct{ c *trackedConn }
 
 // Read arms the idle deadline, so that an MTA that vanishes without closing
 // does not pin a goroutine forever, and re-arms TCP_QUICKACK: Sendmail
 // writes a macro packet and the next command as two small segments, and
 // with Nagle on its side and delayed ACK on ours each milter step would
 // stall ~40 ms.
-func (c *trackedConn) Read(p []byte) (int, error) {
+func (r socketReader) Read(p []byte) (int, error) {
+	c := r.c
 	if err := c.Conn.SetReadDeadline(time.Now().Add(c.idle)); err != nil {
 		return 0, err
 	}

@@ -16,7 +16,8 @@ type Action uint8
 const (
 	// ActionReject answers with the 5xx reply template.
 	ActionReject Action = iota
-	// ActionTempfail answers 4xx: the sender retries later.
+	// ActionTempfail answers the reject reply as a 4xx (like Postfix's
+	// soft_bounce): the sender retries later.
 	ActionTempfail
 	// ActionTag accepts the message but adds a header at end of message.
 	ActionTag
@@ -46,8 +47,10 @@ type Policy struct {
 	// {txt}, {score}. It must start with a 5xx code and an enhanced
 	// status code of class 5 ("554 5.7.1 ...").
 	Reply string
-	// TempfailReply is used when the verdict is rbl.Tempfail or the action
-	// is ActionTempfail; empty means a built-in 451 4.7.1 text.
+	// TempfailReply is the reply when a list with on_error = tempfail
+	// failed (verdict rbl.Tempfail); {list} names the failed lists. Empty
+	// means DefaultTempfailReply. ActionTempfail instead answers Reply
+	// turned into its 4xx form.
 	TempfailReply string
 	// ExemptRecipients are never refused at StageRcpt: a local part
 	// ("postmaster") matches any domain, a full address only itself.
@@ -69,6 +72,25 @@ type Policy struct {
 
 // DefaultReply is the reply template used when Policy.Reply is empty.
 const DefaultReply = "554 5.7.1 Service unavailable; Client host [{ip}] blocked using {list}; {txt}"
+
+// Classify applies the policy's networks in the milter's order, skip, then
+// allow, then block, and returns "skip", "allow" or "block" with the
+// network that matched, or "" when the client is to be looked up. Tools
+// that explain decisions (rblmilter check) use it so that they cannot
+// drift from the milter.
+func (p *Policy) Classify(ip netip.Addr) (string, netip.Prefix) {
+	for _, c := range []struct {
+		result string
+		nets   []netip.Prefix
+	}{{resultSkip, p.Skip}, {resultAllow, p.Allow}, {resultBlock, p.Block}} {
+		for _, n := range c.nets {
+			if n.Contains(ip) {
+				return c.result, n
+			}
+		}
+	}
+	return "", netip.Prefix{}
+}
 
 // DefaultSkip returns the networks that are never looked up by default:
 // loopback, RFC 1918, link-local, ULA and CGNAT.

@@ -12,6 +12,20 @@ import (
 // DefaultTempfailReply is used when Policy.TempfailReply is empty.
 const DefaultTempfailReply = "451 4.7.1 Service temporarily unavailable; Client host [{ip}] could not be checked against {list}"
 
+// softBounce turns a validated 5xx reply template into its 4xx form
+// ("554 5.7.1 ..." becomes "454 4.7.1 ..."), as Postfix's soft_bounce does.
+func softBounce(tmpl string) string {
+	if len(tmpl) < 5 {
+		return tmpl
+	}
+	b := []byte(tmpl)
+	b[0] = '4'
+	if i := strings.IndexByte(tmpl, ' '); i >= 0 && i+1 < len(b) && b[i+1] == '5' {
+		b[i+1] = '4'
+	}
+	return string(b)
+}
+
 // maxReplyText keeps a rendered reply well inside SMTP's 512-octet reply
 // line (RFC 5321 4.5.3.1.5), whatever a list's TXT record holds.
 const maxReplyText = 450

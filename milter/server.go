@@ -13,6 +13,8 @@ import (
 
 	gomilter "github.com/emersion/go-milter"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rblmilter/rblmilter/rbl"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -48,6 +50,10 @@ type generation struct {
 	policy  Policy
 	checker Checker
 	handoff *handoffListener
+	// decisions holds this generation's rblmilter_decisions_total series
+	// by result, resolved once: finding a labelled series hashes its
+	// labels on every call, which cost more than a cache-hit lookup.
+	decisions map[string]prometheus.Counter
 }
 
 // NewServer returns a server deciding with policy and checker. It returns
@@ -139,9 +145,10 @@ func (s *Server) Reload(policy Policy, checker Checker) error {
 	}
 	policy = applyDefaults(policy)
 	g := &generation{
-		policy:  policy,
-		checker: checker,
-		handoff: newHandoffListener(nil),
+		policy:    policy,
+		checker:   checker,
+		handoff:   newHandoffListener(nil),
+		decisions: s.metrics.decisionsFor(policy),
 	}
 	gm := &gomilter.Server{
 		NewMilter: func() gomilter.Milter { return &session{srv: s, gen: g} },
@@ -352,20 +359,25 @@ func trimIPv6Tag(s string) string {
 	return s
 }
 
-func inPrefixes(ip netip.Addr, ps []netip.Prefix) bool {
-	for _, p := range ps {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
-
 // serverMetrics are the milter-side metrics; the engine's own are
 // registered by package rbl.
 type serverMetrics struct {
 	inFlight  prometheus.Gauge
 	decisions *prometheus.CounterVec
+}
+
+// decisionsFor resolves the decision series of policy's action and stage,
+// one for every result a session counts.
+func (m *serverMetrics) decisionsFor(p Policy) map[string]prometheus.Counter {
+	results := []string{
+		rbl.Accept.String(), rbl.Reject.String(), rbl.Tempfail.String(), rbl.Allowlisted.String(),
+		resultSkip, resultAllow, resultBlock, resultUnknown,
+	}
+	out := make(map[string]prometheus.Counter, len(results))
+	for _, r := range results {
+		out[r] = m.decisions.WithLabelValues(r, p.Action.String(), p.Stage.String())
+	}
+	return out
 }
 
 func newServerMetrics(reg prometheus.Registerer) (*serverMetrics, error) {

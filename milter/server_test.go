@@ -277,8 +277,9 @@ func TestActions(t *testing.T) {
 		p.Action = ActionTempfail
 		ts := startServer(t, p, fc)
 		act := connect(t, mta(t, ts.addr), gomilter.FamilyInet, listedIP)
-		if act.Code != gomilter.ActReplyCode || act.SMTPCode != 451 || !strings.HasPrefix(act.SMTPText, "4.7.1 ") {
-			t.Fatalf("got %+v, want 451 4.7.1", act)
+		want := "4.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.example"
+		if act.Code != gomilter.ActReplyCode || act.SMTPCode != 454 || act.SMTPText != want {
+			t.Fatalf("got %+v, want the reject reply soft-bounced: 454 %q", act, want)
 		}
 	})
 	t.Run("log", func(t *testing.T) {

@@ -77,13 +77,9 @@ func (s *session) Connect(host string, family string, port uint16, addr net.IP, 
 	s.ip, s.port = ip, port
 
 	var o outcome
+	o.result, _ = p.Classify(ip)
 	switch {
-	case inPrefixes(ip, p.Skip):
-		o.result = resultSkip
-	case inPrefixes(ip, p.Allow):
-		o.result = resultAllow
-	case inPrefixes(ip, p.Block):
-		o.result = resultBlock
+	case o.result != "":
 	case p.Stage == StageRcpt:
 		// Start now so no time is lost, decide at RCPT TO.
 		s.pending = make(chan outcome, 1)
@@ -133,7 +129,8 @@ func (s *session) respond(o *outcome) gomilter.Response {
 		case ActionReject:
 			return s.reply(p.Reply, o)
 		case ActionTempfail:
-			return s.reply(p.TempfailReply, o)
+			// Like Postfix's soft_bounce: the listing reply, as a 4xx.
+			return s.reply(softBounce(p.Reply), o)
 		case ActionTag:
 			s.tag = tagValue(o)
 			return gomilter.RespContinue
@@ -317,5 +314,9 @@ func (s *session) logDecision(o *outcome) {
 }
 
 func (s *session) count(result string) {
+	if c, ok := s.gen.decisions[result]; ok {
+		c.Inc()
+		return
+	}
 	s.srv.metrics.decisions.WithLabelValues(result, s.gen.policy.Action.String(), s.gen.policy.Stage.String()).Inc()
 }

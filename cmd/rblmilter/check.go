@@ -159,16 +159,10 @@ func runCheck(ctx context.Context, args []string, configPath string, env environ
 // lists within the whole-connection budget.
 func checkOne(ctx context.Context, checker *rbl.Checker, late *lateResults, pol *milter.Policy, threshold int, ip netip.Addr) checkReport {
 	r := checkReport{IP: ip.String(), Threshold: threshold, Lists: []listReport{}}
-	for _, n := range []struct {
-		decision string
-		nets     []netip.Prefix
-	}{{"skipped", pol.Skip}, {"allowed", pol.Allow}, {"blocked", pol.Block}} {
-		for _, p := range n.nets {
-			if p.Contains(ip) {
-				r.Decision, r.Network = n.decision, p.String()
-				return r
-			}
-		}
+	if class, network := pol.Classify(ip); class != "" {
+		r.Decision = map[string]string{"skip": "skipped", "allow": "allowed", "block": "blocked"}[class]
+		r.Network = network.String()
+		return r
 	}
 	late.reset()
 	ctx, cancel := context.WithTimeout(ctx, pol.Timeout)

@@ -37,7 +37,7 @@ const (
 	defaultTimeout        = 5 * time.Second
 	defaultDrainTimeout   = 10 * time.Second
 	defaultThreshold      = 1
-	defaultTempfailReply  = "451 4.7.1 Service temporarily unavailable; Client host [{ip}] could not be checked"
+	defaultTempfailReply  = milter.DefaultTempfailReply
 	defaultHeader         = "X-RBL"
 	defaultHealthInterval = 5 * time.Minute
 	defaultCacheSize      = 100000
@@ -182,7 +182,7 @@ func parseConfig(data []byte, env parseEnv) (*daemonConfig, error) {
 	}
 
 	cfg.Policy = policy(root, timeout)
-	cfg.Engine.FetchTXT = strings.Contains(cfg.Policy.Reply, "{txt}") || strings.Contains(cfg.Policy.TempfailReply, "{txt}")
+	cfg.Engine.FetchTXT = cfg.Policy.NeedsTXT()
 
 	cfg.Engine.Lists = append(sites(root), lists(root, timeout)...)
 	cacheTable := root.sub("cache")
