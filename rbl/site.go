@@ -117,9 +117,14 @@ func (l List) String() string {
 	return l.Zone
 }
 
-// GoString keeps the key out of %#v output.
+// GoString keeps the key out of %#v output: a set key shows as "[key]".
 func (l List) GoString() string {
-	return fmt.Sprintf("rbl.List{Zone: %q, Name: %q, Weight: %d, Filters: %v}", l.Zone, l.Name, l.Weight, l.Filters)
+	key := ""
+	if l.Key != "" {
+		key = "[key]"
+	}
+	return fmt.Sprintf("rbl.List{Zone: %q, Name: %q, Key: %q, Weight: %d, Filters: %v, Timeout: %s, IPv4: %v, IPv6: %v, OnError: %s, Shadow: %v, Monitor: %v}",
+		l.Zone, l.Name, key, l.Weight, l.Filters, l.Timeout, l.IPv4, l.IPv6, l.OnError, l.Shadow, l.Monitor)
 }
 
 // queryZone is the zone actually asked: the key label, if any, then the
