@@ -1,6 +1,7 @@
 package rbltest_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -119,5 +120,22 @@ func TestFaultOptions(t *testing.T) {
 	}
 	if _, err := net.DialTimeout("tcp", srv.Addr(), time.Second); err == nil {
 		t.Error("TCP still accepted after CloseTCP")
+	}
+}
+
+func TestStopAndStart(t *testing.T) {
+	srv := rbltest.NewServer(t)
+	srv.Set("up.test", rbltest.A("127.0.0.2"))
+	srv.Stop()
+	for _, network := range []string{"udp", "tcp"} {
+		if _, err := exchange(srv, network, "up.test", 0); err == nil || errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s to a stopped server: %v, want connection refused", network, err)
+		}
+	}
+	srv.Start()
+	for _, network := range []string{"udp", "tcp"} {
+		if r, err := exchange(srv, network, "up.test", 0); err != nil || len(r.Answer) != 1 {
+			t.Errorf("%s after Start: %v", network, err)
+		}
 	}
 }

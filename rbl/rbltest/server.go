@@ -158,6 +158,13 @@ func NewServer(t testing.TB) *Server {
 	}
 	pc, ln := listenPair(t)
 	s.addr = pc.LocalAddr().String()
+	s.activate(pc, ln)
+	t.Cleanup(s.close)
+	return s
+}
+
+// activate serves on pc and ln.
+func (s *Server) activate(pc net.PacketConn, ln net.Listener) {
 	handler := dns.HandlerFunc(s.serve)
 	s.udp = &dns.Server{PacketConn: pc, Handler: handler}
 	s.tcp = &dns.Server{Listener: ln, Handler: handler}
@@ -167,8 +174,29 @@ func NewServer(t testing.TB) *Server {
 		go func() { _ = srv.ActivateAndServe() }()
 		<-started
 	}
-	t.Cleanup(s.close)
-	return s
+}
+
+// Stop closes the server's sockets: from now on queries to Addr are
+// refused (ICMP port unreachable for UDP, RST for TCP), as when the DNS
+// server is down, until Start. Not safe to call concurrently with Start.
+func (s *Server) Stop() {
+	s.shutdown()
+}
+
+// Start serves again on the same address after Stop, failing the test if
+// the port was taken in between.
+func (s *Server) Start() {
+	s.t.Helper()
+	pc, err := net.ListenPacket("udp", s.addr)
+	if err != nil {
+		s.t.Fatalf("rbltest: restarting: %v", err)
+	}
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		pc.Close()
+		s.t.Fatalf("rbltest: restarting: %v", err)
+	}
+	s.activate(pc, ln)
 }
 
 // listenPair opens UDP and TCP sockets on the same loopback port.
@@ -193,6 +221,10 @@ func listenPair(t testing.TB) (net.PacketConn, net.Listener) {
 
 func (s *Server) close() {
 	close(s.done)
+	s.shutdown()
+}
+
+func (s *Server) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = s.udp.ShutdownContext(ctx)
@@ -352,12 +384,18 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 	s.maxInFlight = max(s.maxInFlight, s.inFlight)
 	s.notify()
 	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.inFlight--
-		s.notify()
-		s.mu.Unlock()
-	}()
+	// The query stops being in flight before its answer is written, so a
+	// client that got the answer sees the count already lowered.
+	var finishOnce sync.Once
+	finish := func() {
+		finishOnce.Do(func() {
+			s.mu.Lock()
+			s.inFlight--
+			s.notify()
+			s.mu.Unlock()
+		})
+	}
+	defer finish()
 
 	if r.delay > 0 {
 		t := time.NewTimer(r.delay)
@@ -378,6 +416,7 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 	if r.silent {
 		return
 	}
+	finish()
 	if isTCP && r.tcpHangUp {
 		_ = w.Close()
 		return
