@@ -176,7 +176,10 @@ func startProcess(t testing.TB, name, logPath string, env []string, argv ...stri
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Own process group, so stop reaches forked children too. Pdeathsig:
+	// should the test binary die without running its cleanups (a -timeout
+	// panic), the kernel kills the program with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
 		t.Fatalf("starting %s: %v", name, err)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestPostfix runs a private Postfix instance with the milter settings of
@@ -109,6 +110,32 @@ func TestPostfix(t *testing.T) {
 	}
 
 	t.Run("connect stage", func(t *testing.T) {
+		t.Run("listed client connecting directly is refused at the greeting", func(t *testing.T) {
+			// No XCLIENT: a real connection from another loopback address.
+			const ip = listedLocal
+			n := connectD.countDecisions(t, ip)
+			tr := sendMail(t, hostDialer{}, session{Local: ip, Server: hostPort("127.0.0.1", smtpConnect)})
+			if got := tr.Greeting.String(); got != refusal {
+				t.Errorf("greeting = %q, want %q", got, refusal)
+			}
+			expectMilterReply(t, "MAIL FROM", tr.Mail, ip, blListing)
+			expectDecision(t, connectD.waitDecision(t, ip, n+1), "reject", blListing.Log)
+			// NOQUEUE: milter-reject: CONNECT from NAME[IP]: 554 5.7.1 ...
+			want := fmt.Sprintf("[%s]: 554 5.7.1 Service unavailable", ip)
+			waitFor(t, 10*time.Second, "postfix to log the milter reject", func() error {
+				var seen []string
+				for _, line := range strings.Split(pf.maillogText(t), "\n") {
+					if strings.Contains(line, "NOQUEUE: milter-reject: CONNECT from ") && strings.Contains(line, want) {
+						t.Logf("postfix logged: %s", line)
+						return nil
+					}
+					if strings.Contains(line, "["+ip+"]") {
+						seen = append(seen, line)
+					}
+				}
+				return fmt.Errorf("no milter-reject CONNECT line for %s in the maillog; lines for it:\n%s", ip, strings.Join(seen, "\n"))
+			})
+		})
 		t.Run("listed IPv4 rejected", func(t *testing.T) {
 			expectConnectReject(t, connectD, smtpConnect, listedIPv4, blListing)
 		})

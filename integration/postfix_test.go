@@ -84,6 +84,8 @@ inet_interfaces = 127.0.0.1
 inet_protocols = all
 mynetworks = 127.0.0.1/32
 smtpd_authorized_xclient_hosts = 127.0.0.1
+# No reverse lookups of client addresses: nothing may leave loopback.
+smtpd_peername_lookup = no
 maillog_file = %[1]s/maillog
 maillog_file_prefixes = %[1]s
 # Everything for the test domain lands in one maildir, owned by nobody.

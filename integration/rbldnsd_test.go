@@ -28,6 +28,7 @@ const (
 	aggListedIPv4 = "192.0.2.88"    // agg.test answers 127.0.0.2 and 127.0.0.4; 127.0.0.4 counts
 	aggCleanIPv4  = "192.0.2.89"    // agg.test answers only 127.0.0.2, which does not count
 	lateListIPv4  = "198.51.100.99" // listed while the test runs
+	listedLocal   = "127.0.0.66"    // bl.test; a real source address on the host's loopback
 	blTXT         = "Listed by bl.test, see https://bl.test.invalid/lookup?"
 )
 
@@ -37,7 +38,7 @@ var testZones = []struct {
 }{
 	// RFC 5782 test points (127.0.0.2 and ::ffff:127.0.0.2) are listed
 	// and 127.0.0.1 is not, as in every real list.
-	{"bl.test", "ip4set", "bl4", ":127.0.0.2:" + blTXT + "$\n127.0.0.2\n" + listedIPv4 + "\n" + allowedIPv4 + "\n"},
+	{"bl.test", "ip4set", "bl4", ":127.0.0.2:" + blTXT + "$\n127.0.0.2\n" + listedIPv4 + "\n" + allowedIPv4 + "\n" + listedLocal + "\n"},
 	{"bl.test", "ip6trie", "bl6", ":127.0.0.2:" + blTXT + "$\n::ffff:7f00:2\n" + listedIPv6 + "\n"},
 	{"wl.test", "ip4set", "wl4", ":127.0.10.2:Allowlisted by wl.test\n127.0.0.2\n" + allowedIPv4 + "\n"},
 	// Two datasets of one zone: rbldnsd answers with the records of both,
