@@ -269,14 +269,18 @@ func (s *sendmailInstance) syslogText(t testing.TB) string {
 	return string(b)
 }
 
-// waitSyslog waits until Sendmail has logged a line containing want.
+// waitSyslog waits until Sendmail has logged a line containing want, and
+// shows that line.
 func (s *sendmailInstance) waitSyslog(t testing.TB, want string) {
 	t.Helper()
 	waitFor(t, 10*time.Second, fmt.Sprintf("sendmail to log %q", want), func() error {
-		if !strings.Contains(s.syslogText(t), want) {
-			return fmt.Errorf("not in %s yet", s.syslog)
+		for _, line := range strings.Split(s.syslogText(t), "\n") {
+			if strings.Contains(line, want) {
+				t.Logf("sendmail logged: %s", line)
+				return nil
+			}
 		}
-		return nil
+		return fmt.Errorf("not in %s yet", s.syslog)
 	})
 }
 

@@ -5,10 +5,10 @@
 #
 # 1. Installs what the integration tests need when it is missing (as root, from Debian
 #    packages): postfix, rbldnsd, supervisor, unbound, m4, iproute2, systemd (for
-#    systemd-analyze), and Sendmail's files. Sendmail
-#    cannot be installed beside Postfix (the packages conflict), so sendmail-bin,
-#    sendmail-base and sendmail-cf are downloaded and unpacked into
-#    /var/cache/rblmilter-test/sendmail (RBLMILTER_SENDMAIL_ROOT overrides), never installed.
+#    systemd-analyze), and Sendmail's files. Sendmail cannot be installed beside Postfix
+#    (the packages conflict), so sendmail-bin, sendmail-base and sendmail-cf are
+#    downloaded and unpacked into /var/cache/rblmilter-test/sendmail
+#    (RBLMILTER_SENDMAIL_ROOT overrides), never installed.
 #    No service is started by the installation; the tests run private instances only.
 # 2. gofmt check, go vet (with and without the integration build tag).
 # 3. go test -race ./...                 (unit tests; they pass without any MTA)
