@@ -231,14 +231,14 @@ func (p *process) signal(sig syscall.Signal) error {
 	return p.cmd.Process.Signal(sig)
 }
 
-// wait waits up to timeout for the process to end and returns cmd.Wait's
-// result.
-func (p *process) wait(timeout time.Duration) (error, bool) {
+// wait waits up to timeout for the process to end; once it has, err is
+// cmd.Wait's result.
+func (p *process) wait(timeout time.Duration) (ended bool, err error) {
 	select {
 	case <-p.done:
-		return p.waitErr, true
+		return true, p.waitErr
 	case <-time.After(timeout):
-		return nil, false
+		return false, nil
 	}
 }
 
@@ -250,7 +250,7 @@ func (p *process) stop(t testing.TB, grace time.Duration) {
 	if !p.exited() {
 		_ = syscall.Kill(pid, syscall.SIGTERM)
 		_ = syscall.Kill(-pid, syscall.SIGTERM)
-		if _, ok := p.wait(grace); !ok {
+		if ended, _ := p.wait(grace); !ended {
 			t.Logf("%s (pid %d) ignored SIGTERM for %v; killing it", p.name, pid, grace)
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 			<-p.done

@@ -68,7 +68,7 @@ func (n *netns) dial(ctx context.Context, network, local, remote string) (net.Co
 	ch := make(chan result, 1)
 	go func() {
 		runtime.LockOSThread()
-		conn, err, restored := n.dialLocked(ctx, network, local, remote)
+		conn, restored, err := n.dialLocked(ctx, network, local, remote)
 		if restored {
 			runtime.UnlockOSThread()
 		}
@@ -80,21 +80,23 @@ func (n *netns) dial(ctx context.Context, network, local, remote string) (net.Co
 	return r.conn, r.err
 }
 
-func (n *netns) dialLocked(ctx context.Context, network, local, remote string) (conn net.Conn, err error, restored bool) {
+// dialLocked runs on a locked thread; restored reports whether the thread
+// is back in the test's own network namespace.
+func (n *netns) dialLocked(ctx context.Context, network, local, remote string) (conn net.Conn, restored bool, err error) {
 	orig, err := os.Open("/proc/thread-self/ns/net")
 	if err != nil {
-		return nil, err, true
+		return nil, true, err
 	}
 	defer orig.Close()
 	target, err := os.Open(n.path)
 	if err != nil {
-		return nil, err, true
+		return nil, true, err
 	}
 	defer target.Close()
 	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		return nil, fmt.Errorf("setns %s: %w", n.path, err), true
+		return nil, true, fmt.Errorf("setns %s: %w", n.path, err)
 	}
 	conn, err = dialFrom(ctx, network, local, remote)
 	restored = unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil
-	return conn, err, restored
+	return conn, restored, err
 }

@@ -225,6 +225,25 @@ func (p *postfixInstance) maillogText(t testing.TB) string {
 	return string(b)
 }
 
+// waitLog waits until the maillog has a line containing all parts, and
+// shows that line.
+func (p *postfixInstance) waitLog(t testing.TB, parts ...string) {
+	t.Helper()
+	waitFor(t, 10*time.Second, fmt.Sprintf("postfix to log a line with %q", parts), func() error {
+	lines:
+		for _, line := range strings.Split(p.maillogText(t), "\n") {
+			for _, part := range parts {
+				if !strings.Contains(line, part) {
+					continue lines
+				}
+			}
+			t.Logf("postfix logged: %s", line)
+			return nil
+		}
+		return fmt.Errorf("no such line in %s", p.maillog)
+	})
+}
+
 func lookupIDs(t testing.TB, userName, groupName string) (int, int) {
 	t.Helper()
 	u, err := user.Lookup(userName)

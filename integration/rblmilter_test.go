@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -239,11 +240,11 @@ func (r *rblmilterDaemon) countDecisions(t testing.TB, ip string) int {
 // drain.
 func (r *rblmilterDaemon) stopAndWait(t testing.TB) {
 	t.Helper()
-	if err := r.signal(15); err != nil {
+	if err := r.signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	err, ok := r.wait(20 * time.Second)
-	if !ok {
+	ended, err := r.wait(20 * time.Second)
+	if !ended {
 		t.Fatalf("%s did not exit within 20s of SIGTERM", r.name)
 	}
 	if err != nil {

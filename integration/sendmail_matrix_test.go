@@ -139,6 +139,7 @@ func TestSendmail(t *testing.T) {
 				}
 				waitDelivered(t, sm.mailDir, tr)
 				expectDecision(t, rcptD.waitDecision(t, ip, n+1), "reject", blListing.Log)
+				sm.waitSyslog(t, fmt.Sprintf("Milter: to=<user@%s>, reject=554 5.7.1 Service unavailable; Client host [%s]", mailDomain, ip))
 			})
 		}
 		t.Run("clean accepted", func(t *testing.T) {
