@@ -51,6 +51,9 @@ func ParseSocket(spec string) (SocketSpec, error) {
 			// open to the network should be a deliberate choice.
 			return bad("missing host (write 0.0.0.0 or [::] to listen on every interface)")
 		}
+		if !validHost(host) {
+			return bad(fmt.Sprintf("host %q is not an IP address or host name", host))
+		}
 		n, err := strconv.Atoi(port)
 		if err != nil || n < 1 || n > 65535 {
 			return bad(fmt.Sprintf("port %q is not a number from 1 to 65535", port))
@@ -63,6 +66,18 @@ func ParseSocket(spec string) (SocketSpec, error) {
 	default:
 		return bad(fmt.Sprintf("unknown type %q", scheme))
 	}
+}
+
+// validHost accepts the characters of host names, IPv4 and IPv6 addresses
+// and IPv6 zones (fe80::1%eth0), so that a stray bracket or '@' is caught
+// here rather than at bind time.
+func validHost(host string) bool {
+	for _, c := range []byte(host) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(".-_:%", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // String renders the spec in Postfix's form.
