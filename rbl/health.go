@@ -1,0 +1,749 @@
+package rbl
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// DefaultHealthInterval is how often a Monitor probes its lists when
+// MonitorConfig.Interval is 0.
+const DefaultHealthInterval = 5 * time.Minute
+
+// DefaultFailureThreshold is how many probes in a row must fail (time out
+// or get SERVFAIL and the like) before a list is called unhealthy.
+const DefaultFailureThreshold = 3
+
+// HealthState is what a Monitor knows about a list.
+type HealthState uint8
+
+const (
+	// HealthUnknown: not probed yet. The list is counted.
+	HealthUnknown HealthState = iota
+	// HealthHealthy: the last probe round found nothing wrong.
+	HealthHealthy
+	// HealthDegraded: the list answers sanely but its RFC 5782 test entry
+	// is missing, so it cannot be shown to work. It is still counted,
+	// since nothing it answers can wrongly refuse mail.
+	HealthDegraded
+	// HealthUnhealthy: the list lists the world, answers error codes or
+	// records outside 127.0.0.0/8, or does not answer. It is not counted
+	// (Outcome Disabled) until a probe round finds it healthy again.
+	HealthUnhealthy
+	// HealthUnmonitored: the list opted out (Monitor false). It is always
+	// counted and never probed.
+	HealthUnmonitored
+)
+
+var healthStateNames = [...]string{
+	HealthUnknown:     "unknown",
+	HealthHealthy:     "healthy",
+	HealthDegraded:    "degraded",
+	HealthUnhealthy:   "unhealthy",
+	HealthUnmonitored: "unmonitored",
+}
+
+// String returns "unknown", "healthy", "degraded", "unhealthy" or
+// "unmonitored", as used in logs and metric labels.
+func (s HealthState) String() string {
+	if int(s) < len(healthStateNames) {
+		return healthStateNames[s]
+	}
+	return "invalid"
+}
+
+// MarshalText makes JSON show the state's name.
+func (s HealthState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Counted reports whether a list in this state takes part in verdicts.
+func (s HealthState) Counted() bool { return s != HealthUnhealthy }
+
+// ListHealth is one configured list's health, for status pages.
+type ListHealth struct {
+	// Name is the list's display name.
+	Name  string      `json:"name"`
+	State HealthState `json:"state"`
+	// Reason says why the list is not healthy; empty when it is.
+	Reason string `json:"reason,omitempty"`
+	// Answer is the answer that led to the state, e.g. "127.0.0.1 → A
+	// 127.0.0.2" or "127.0.0.2 → timeout".
+	Answer string `json:"answer,omitempty"`
+	// Since is when the list entered its state; zero when unknown.
+	Since time.Time `json:"since,omitzero"`
+	// Checked is when the list was last probed; zero when never.
+	Checked time.Time `json:"checked,omitzero"`
+}
+
+// MonitorOptions are a Monitor's injected dependencies; all are optional.
+type MonitorOptions struct {
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// After waits between probe rounds; nil means time.After. Tests
+	// inject a channel they control.
+	After func(time.Duration) <-chan time.Time
+	// Rand picks the canary addresses; nil means math/rand/v2's
+	// auto-seeded source.
+	Rand rand.Source
+	// Logger gets one line per health transition; nil discards them.
+	Logger *slog.Logger
+	// Registerer, if set, gets the health metrics.
+	Registerer prometheus.Registerer
+	// FailureThreshold is how many probes in a row must fail before a
+	// list is unhealthy; 0 means DefaultFailureThreshold.
+	FailureThreshold int
+}
+
+// MonitorConfig is what a Monitor watches; it may change on every config
+// reload (Configure).
+type MonitorConfig struct {
+	// Resolver sends the probes; it should be the one the Checker uses,
+	// so that a resolver the list operator refuses is noticed.
+	Resolver Resolver
+	// Lists are the lists to watch, normally Checker.Config().Lists.
+	// Entries sharing a query zone (zone and key) share one health.
+	Lists []List
+	// Interval between probe rounds; 0 means DefaultHealthInterval.
+	Interval time.Duration
+}
+
+// Monitor watches list health (RFC 5782 §5 test entries, canary addresses
+// and live answers) and switches unhealthy lists off. It is an rbl.Health:
+// pass it as Options.Health to every Checker. It is safe for concurrent
+// use.
+//
+// A probe round asks each monitored query zone, in parallel and each
+// bounded by the zone's list timeout:
+//   - 127.0.0.2, which must be listed, and 127.0.0.1, which must not be
+//     (IPv4 lists); ::ffff:7f00:2 and ::ffff:7f00:1 likewise (IPv6 lists);
+//   - a random address from each of 192.0.2.0/24, 198.51.100.0/24 and
+//     203.0.113.0/24 (IPv4) and 2001:db8::/32 (IPv6), documentation
+//     ranges no honest list lists (the canary).
+//
+// A zone is unhealthy when a probe is listed that must not be (it lists the
+// world), when any answer is an operator error code or a record outside
+// 127.0.0.0/8, or when FailureThreshold probes in a row fail. Live answers
+// with error codes or records outside 127.0.0.0/8 (Observe) make it
+// unhealthy at once. A missing test entry only degrades it (it stays
+// counted). Every change of state is logged once.
+type Monitor struct {
+	now       func() time.Time
+	after     func(time.Duration) <-chan time.Time
+	log       *slog.Logger
+	threshold int
+	metrics   *healthMetrics
+
+	// kick asks Run for a round now: Configure added zones.
+	kick chan struct{}
+	// roundMu lets one probe round run at a time.
+	roundMu sync.Mutex
+
+	// byList maps a list's (key, zone) to its zone's state, both as
+	// configured and in lower case. It is replaced, never changed, so
+	// Enabled reads it without locking.
+	byList atomic.Pointer[map[zoneKey]*zoneHealth]
+
+	mu       sync.Mutex // guards everything below and zoneHealth's guarded fields
+	rnd      *rand.Rand
+	resolver Resolver
+	interval time.Duration
+	zones    []*zoneHealth
+	// lists are the configured entries: display name and zone state.
+	lists []listRef
+}
+
+type listRef struct {
+	name string
+	zone *zoneHealth
+}
+
+type zoneKey struct{ key, zone string }
+
+// zoneHealth is the shared health of every list entry with one query zone.
+type zoneHealth struct {
+	// qzone is the query zone, key included: a secret, never shown.
+	qzone string
+	key   string
+	// names are the display names of the entries, for logs and metrics.
+	names     []string
+	v4, v6    bool
+	monitored bool
+	timeout   time.Duration
+	// enabled is !unhealthy, read lock-free on every Check.
+	enabled atomic.Bool
+
+	// Guarded by Monitor.mu.
+	state          HealthState
+	reason, answer string
+	since, checked time.Time
+	failures       int
+	removed        bool
+}
+
+// NewMonitor returns a Monitor watching nothing yet; Configure gives it
+// lists and Run starts the probe rounds.
+func NewMonitor(opts MonitorOptions) (*Monitor, error) {
+	m := &Monitor{
+		now:       opts.Now,
+		after:     opts.After,
+		log:       opts.Logger,
+		threshold: opts.FailureThreshold,
+		kick:      make(chan struct{}, 1),
+		interval:  DefaultHealthInterval,
+	}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	if m.after == nil {
+		m.after = time.After
+	}
+	if m.log == nil {
+		m.log = slog.New(slog.DiscardHandler)
+	}
+	if m.threshold < 0 {
+		return nil, fmt.Errorf("rbl: negative health failure threshold %d", m.threshold)
+	}
+	if m.threshold == 0 {
+		m.threshold = DefaultFailureThreshold
+	}
+	src := opts.Rand
+	if src == nil {
+		src = autoSeeded{}
+	}
+	m.rnd = rand.New(src)
+	metrics, err := newHealthMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	m.metrics = metrics
+	empty := map[zoneKey]*zoneHealth{}
+	m.byList.Store(&empty)
+	return m, nil
+}
+
+// autoSeeded draws from math/rand/v2's top-level, randomly seeded source.
+type autoSeeded struct{}
+
+func (autoSeeded) Uint64() uint64 { return rand.Uint64() }
+
+// Configure sets the resolver, lists and interval. Zones that stay keep
+// their health; new zones start unknown (counted) and Run probes them at
+// once.
+func (m *Monitor) Configure(cfg MonitorConfig) error {
+	if cfg.Resolver == nil {
+		return fmt.Errorf("rbl: health monitor: no resolver")
+	}
+	if cfg.Interval < 0 {
+		return fmt.Errorf("rbl: health monitor: negative interval %s", cfg.Interval)
+	}
+	if cfg.Interval == 0 {
+		cfg.Interval = DefaultHealthInterval
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := make(map[string]*zoneHealth, len(m.zones))
+	for _, z := range m.zones {
+		old[z.qzone] = z
+	}
+	byList := map[zoneKey]*zoneHealth{}
+	var zones []*zoneHealth
+	var lists []listRef
+	byZone := map[string]*zoneHealth{}
+	added := false
+	for i := range cfg.Lists {
+		l := &cfg.Lists[i]
+		qzone := strings.ToLower(strings.TrimSuffix(l.queryZone(), "."))
+		z, ok := byZone[qzone]
+		if !ok {
+			z = old[qzone]
+			if z == nil {
+				z = &zoneHealth{qzone: qzone}
+				z.enabled.Store(true)
+				added = true
+			}
+			// Rebuilt from this config's entries; state and counters stay.
+			z.key, z.names, z.v4, z.v6, z.monitored, z.timeout = strings.ToLower(l.Key), nil, false, false, true, 0
+			byZone[qzone] = z
+			zones = append(zones, z)
+		}
+		name := l.String()
+		if !slices.Contains(z.names, name) {
+			z.names = append(z.names, name)
+		}
+		v4, v6 := l.IPv4, l.IPv6
+		if !v4 && !v6 {
+			v4, v6 = true, true
+		}
+		z.v4, z.v6 = z.v4 || v4, z.v6 || v6
+		// One entry opting out opts the zone out: they share one health,
+		// and an opt-out means the zone has no test entries.
+		z.monitored = z.monitored && l.Monitor
+		timeout := l.Timeout
+		if timeout <= 0 {
+			timeout = DefaultTimeout
+		}
+		z.timeout = max(z.timeout, timeout)
+		byList[zoneKey{l.Key, l.Zone}] = z
+		byList[zoneKey{strings.ToLower(l.Key), qzoneOnly(qzone, l.Key)}] = z
+		lists = append(lists, listRef{name: name, zone: z})
+	}
+	for _, z := range old {
+		if byZone[z.qzone] == nil {
+			z.removed = true
+		}
+	}
+	for _, z := range zones {
+		if !z.monitored {
+			z.state, z.reason, z.answer, z.failures = HealthUnmonitored, "", "", 0
+			z.enabled.Store(true)
+		} else if z.state == HealthUnmonitored {
+			z.state, z.since = HealthUnknown, time.Time{}
+			added = true
+		}
+	}
+	m.metrics.sync(zones)
+	m.resolver, m.interval, m.zones, m.lists = cfg.Resolver, cfg.Interval, zones, lists
+	m.byList.Store(&byList)
+	if added {
+		select {
+		case m.kick <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// qzoneOnly returns the zone part of a lower-case query zone.
+func qzoneOnly(qzone, key string) string {
+	if key == "" {
+		return qzone
+	}
+	return qzone[len(key)+1:]
+}
+
+// Enabled reports whether the list may be asked and counted: false only
+// while its zone is unhealthy. Lists the Monitor does not know are enabled.
+func (m *Monitor) Enabled(l *List) bool {
+	z := m.zoneOf(l)
+	return z == nil || z.enabled.Load()
+}
+
+// zoneOf finds the zone state of l, or nil.
+func (m *Monitor) zoneOf(l *List) *zoneHealth {
+	byList := *m.byList.Load()
+	if z, ok := byList[zoneKey{l.Key, l.Zone}]; ok {
+		return z
+	}
+	// Not the exact spelling configured: a different case costs an
+	// allocation, but only then.
+	return byList[zoneKey{strings.ToLower(l.Key), strings.ToLower(strings.TrimSuffix(l.Zone, "."))}]
+}
+
+// Observe hears a fresh live answer: an operator error code or a record
+// outside 127.0.0.0/8 makes the list's zone unhealthy at once. It does
+// nothing for other outcomes: one client's timeout says little, and probes
+// count failures.
+func (m *Monitor) Observe(l *List, r Result) {
+	if r.Outcome != Refused && r.Outcome != Bogus {
+		return
+	}
+	z := m.zoneOf(l)
+	if z == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if z.removed || !z.monitored || z.state == HealthUnhealthy {
+		return
+	}
+	reason := reasonRefused
+	if r.Outcome == Bogus {
+		reason = reasonBogus
+	}
+	m.transition(z, HealthUnhealthy, reason+" (in a client lookup)", "client → "+describeCodes(r.Codes))
+}
+
+// Status returns each configured list's health, in configuration order.
+func (m *Monitor) Status() []ListHealth {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]ListHealth, 0, len(m.lists))
+	for _, ref := range m.lists {
+		z := ref.zone
+		out = append(out, ListHealth{Name: ref.name, State: z.state, Reason: z.reason, Answer: z.answer, Since: z.since, Checked: z.checked})
+	}
+	return out
+}
+
+// Run probes every monitored list now, then every interval and whenever
+// Configure adds lists, until ctx ends. Each round's probes are bounded by
+// the lists' timeouts and by ctx.
+func (m *Monitor) Run(ctx context.Context) {
+	for {
+		// This round covers any pending request for one.
+		select {
+		case <-m.kick:
+		default:
+		}
+		m.Probe(ctx)
+		m.mu.Lock()
+		interval := m.interval
+		m.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.after(interval):
+		case <-m.kick:
+		}
+	}
+}
+
+// Probe runs one probe round over every monitored zone and returns when
+// every probe has answered or timed out.
+func (m *Monitor) Probe(ctx context.Context) {
+	m.roundMu.Lock()
+	defer m.roundMu.Unlock()
+	if ctx.Err() != nil {
+		return
+	}
+	m.mu.Lock()
+	resolver := m.resolver
+	var zones []*zoneHealth
+	var plans [][]probe
+	for _, z := range m.zones {
+		if z.monitored {
+			zones = append(zones, z)
+			plans = append(plans, m.plan(z))
+		}
+	}
+	m.mu.Unlock()
+	var wg sync.WaitGroup
+	for i, z := range zones {
+		wg.Go(func() {
+			results := runProbes(ctx, resolver, z, plans[i])
+			if ctx.Err() != nil {
+				// Stopping: a cut-off probe says nothing about the list.
+				return
+			}
+			m.judge(z, results)
+		})
+	}
+	wg.Wait()
+}
+
+// probe is one question of a round.
+type probe struct {
+	// addr is the address asked, as shown in logs.
+	addr string
+	// name is the query name; it holds the key, so it is never shown.
+	name string
+	// listed is true for the test entry, which must be listed; every
+	// other probe must not be.
+	listed bool
+	// required: a missing test entry degrades the list (the test entry of
+	// the list's main family).
+	required bool
+}
+
+// plan picks the probes of one round for z; m.mu must be held (m.rnd).
+func (m *Monitor) plan(z *zoneHealth) []probe {
+	var ps []probe
+	add4 := func(a netip.Addr, listed bool) {
+		ps = append(ps, probe{addr: a.String(), name: QueryName(a, z.qzone), listed: listed, required: listed})
+	}
+	add6 := func(a netip.Addr, listed bool) {
+		ps = append(ps, probe{addr: a.String(), name: nibbleName(a.As16(), z.qzone), listed: listed, required: listed && !z.v4})
+	}
+	if z.v4 {
+		add4(netip.AddrFrom4([4]byte{127, 0, 0, 2}), true)
+		add4(netip.AddrFrom4([4]byte{127, 0, 0, 1}), false)
+		for _, prefix := range [][3]byte{{192, 0, 2}, {198, 51, 100}, {203, 0, 113}} {
+			add4(netip.AddrFrom4([4]byte{prefix[0], prefix[1], prefix[2], byte(1 + m.rnd.Uint64()%254)}), false)
+		}
+	}
+	if z.v6 {
+		// RFC 5782 §5: IPv6 lists list ::FFFF:7F00:2 as 32 nibbles, not
+		// as the IPv4 address QueryName would make of it.
+		add6(netip.MustParseAddr("::ffff:7f00:2"), true)
+		add6(netip.MustParseAddr("::ffff:7f00:1"), false)
+		var a [16]byte
+		a[0], a[1], a[2], a[3] = 0x20, 0x01, 0x0d, 0xb8
+		hi, lo := m.rnd.Uint64(), m.rnd.Uint64()
+		for i := range 4 {
+			a[4+i] = byte(hi >> (8 * i))
+		}
+		for i := range 8 {
+			a[8+i] = byte(lo >> (8 * i))
+		}
+		add6(netip.AddrFrom16(a), false)
+	}
+	return ps
+}
+
+// nibbleName is the RFC 5782 IPv6 query name of a, even for an
+// IPv4-mapped address.
+func nibbleName(a [16]byte, zone string) string {
+	buf := make([]byte, 0, 64+len(zone))
+	for i := 15; i >= 0; i-- {
+		buf = append(buf, hexDigits[a[i]&0xf], '.', hexDigits[a[i]>>4], '.')
+	}
+	return string(append(buf, zone...))
+}
+
+// probeResult is what one probe got.
+type probeResult struct {
+	probe
+	outcome Outcome
+	// answer describes the answer, e.g. "A 127.0.0.2" or "NXDOMAIN".
+	answer string
+}
+
+// runProbes asks every probe in parallel, under z's timeout.
+func runProbes(ctx context.Context, resolver Resolver, z *zoneHealth, ps []probe) []probeResult {
+	ctx, cancel := context.WithTimeout(ctx, z.timeout)
+	defer cancel()
+	results := make([]probeResult, len(ps))
+	var wg sync.WaitGroup
+	for i, p := range ps {
+		wg.Go(func() {
+			m, err := resolver.Query(ctx, p.name, dns.TypeA)
+			a := newAnswer(m, err)
+			r := probeResult{probe: p}
+			switch a.kind {
+			case answerError:
+				r.outcome, r.answer = Error, scrubKey(a.err.Error(), z.key)
+			case answerTimeout:
+				r.outcome, r.answer = Timeout, fmt.Sprintf("no answer within %s", z.timeout)
+			case answerNegative:
+				r.outcome, r.answer = NotListed, "NXDOMAIN"
+				if m != nil && m.Rcode == dns.RcodeSuccess {
+					r.answer = "NOERROR without A records"
+				}
+			default:
+				// Raw classification: no filters, so any sane code is
+				// a listing.
+				var raw List
+				r.outcome, _ = raw.classify(a.codes)
+				r.answer = describeCodes(a.codes.addrs())
+			}
+			results[i] = r
+		})
+	}
+	wg.Wait()
+	return results
+}
+
+func describeCodes(codes []netip.Addr) string {
+	s := make([]string, len(codes))
+	for i, c := range codes {
+		s[i] = c.String()
+	}
+	return "A " + strings.Join(s, ", ")
+}
+
+const (
+	reasonRefused = "answers an operator error code (refused: public or unregistered resolver, or over quota)"
+	reasonBogus   = "answers records outside 127.0.0.0/8 (a resolver rewriting NXDOMAIN?)"
+	reasonWorld   = "lists the world: an address no list may list is listed"
+)
+
+// judge turns a round's answers into z's new state.
+func (m *Monitor) judge(z *zoneHealth, results []probeResult) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if z.removed || !z.monitored {
+		return
+	}
+	z.checked = m.now()
+	for _, r := range results {
+		m.metrics.probed(z, r.outcome)
+	}
+	seen := func(r probeResult) string { return r.addr + " → " + r.answer }
+	// Worst first: each of these alone makes the zone unhealthy.
+	for _, r := range results {
+		if r.outcome == Bogus {
+			m.transition(z, HealthUnhealthy, reasonBogus, seen(r))
+			return
+		}
+	}
+	for _, r := range results {
+		if r.outcome == Refused {
+			m.transition(z, HealthUnhealthy, reasonRefused, seen(r))
+			return
+		}
+	}
+	for _, r := range results {
+		if !r.listed && r.outcome == Listed {
+			m.transition(z, HealthUnhealthy, reasonWorld+" ("+r.addr+")", seen(r))
+			return
+		}
+	}
+	tooMany, answered := false, false
+	var lastFailure probeResult
+	for _, r := range results {
+		if r.outcome.Failed() {
+			z.failures++
+			lastFailure = r
+			tooMany = tooMany || z.failures >= m.threshold
+		} else {
+			z.failures = 0
+			answered = true
+		}
+	}
+	if tooMany {
+		m.transition(z, HealthUnhealthy, fmt.Sprintf("not answering: %d or more probes in a row failed", m.threshold), seen(lastFailure))
+		return
+	}
+	for _, r := range results {
+		if !r.required {
+			continue
+		}
+		switch {
+		case r.outcome.Failed():
+			// Inconclusive: keep the state until a round says more.
+			return
+		case r.outcome != Listed:
+			m.transition(z, HealthDegraded, "test entry "+r.addr+" is not listed (RFC 5782 §5): the list may not work; set monitor = false if it has no test entries", seen(r))
+			return
+		}
+	}
+	for _, r := range results {
+		if r.listed && !r.required && r.outcome == NotListed {
+			m.transition(z, HealthDegraded, "IPv6 test entry "+r.addr+" is not listed: set ipv6 = false if the list has no IPv6 data", seen(r))
+			return
+		}
+	}
+	if answered {
+		m.transition(z, HealthHealthy, "", "")
+	}
+}
+
+// transition moves z to state, logging the change once; m.mu must be held.
+func (m *Monitor) transition(z *zoneHealth, state HealthState, reason, answer string) {
+	if z.state == state {
+		// Same state: keep the first reason, so Status shows what
+		// caused it.
+		return
+	}
+	from := z.state
+	z.state, z.reason, z.answer, z.since = state, reason, answer, m.now()
+	z.enabled.Store(state.Counted())
+	m.metrics.set(z)
+	m.metrics.transitioned(z)
+	attrs := []any{"list", strings.Join(z.names, ", "), "from", from.String(), "to", state.String()}
+	if reason != "" {
+		attrs = append(attrs, "reason", reason, "answer", answer)
+	}
+	switch {
+	case state == HealthUnhealthy:
+		m.log.Error("list unhealthy, not counted until it recovers", attrs...)
+	case from == HealthUnhealthy:
+		m.log.Warn("list healthy again, counted", attrs...)
+	case state == HealthDegraded:
+		m.log.Warn("list degraded, still counted", attrs...)
+	case from == HealthDegraded:
+		m.log.Warn("list healthy", attrs...)
+	default:
+		m.log.Info("list healthy", attrs...)
+	}
+}
+
+// healthMetrics are the Monitor's Prometheus metrics; nil-safe.
+type healthMetrics struct {
+	state       *prometheus.GaugeVec
+	transitions *prometheus.CounterVec
+	probes      *prometheus.CounterVec
+	// shown are the list names the state gauge has series for.
+	shown map[string]bool
+}
+
+func newHealthMetrics(reg prometheus.Registerer) (*healthMetrics, error) {
+	if reg == nil {
+		return nil, nil
+	}
+	h := &healthMetrics{
+		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rblmilter_list_health_state",
+			Help: "List health: 1 for the list's current state (unknown, healthy, degraded, unhealthy, unmonitored), 0 for the others. Unhealthy lists are not counted.",
+		}, []string{"list", "state"}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rblmilter_list_health_transitions_total",
+			Help: "List health changes, by list and the state entered.",
+		}, []string{"list", "state"}),
+		probes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rblmilter_health_probes_total",
+			Help: "Health probe queries (RFC 5782 test entries and canary addresses), by list and raw outcome.",
+		}, []string{"list", "outcome"}),
+		shown: map[string]bool{},
+	}
+	for _, c := range []prometheus.Collector{h.state, h.transitions, h.probes} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("rbl: health metrics: %w", err)
+		}
+	}
+	return h, nil
+}
+
+// sync makes the state gauge show exactly the lists of zones.
+func (h *healthMetrics) sync(zones []*zoneHealth) {
+	if h == nil {
+		return
+	}
+	now := map[string]bool{}
+	for _, z := range zones {
+		for _, name := range z.names {
+			now[name] = true
+		}
+	}
+	for name := range h.shown {
+		if !now[name] {
+			h.state.DeletePartialMatch(prometheus.Labels{"list": name})
+		}
+	}
+	h.shown = now
+	for _, z := range zones {
+		h.set(z)
+	}
+}
+
+func (h *healthMetrics) set(z *zoneHealth) {
+	if h == nil {
+		return
+	}
+	for _, name := range z.names {
+		for s, label := range healthStateNames {
+			v := 0.0
+			if HealthState(s) == z.state {
+				v = 1
+			}
+			h.state.WithLabelValues(name, label).Set(v)
+		}
+	}
+}
+
+func (h *healthMetrics) transitioned(z *zoneHealth) {
+	if h == nil {
+		return
+	}
+	for _, name := range z.names {
+		h.transitions.WithLabelValues(name, z.state.String()).Inc()
+	}
+}
+
+func (h *healthMetrics) probed(z *zoneHealth, o Outcome) {
+	if h == nil {
+		return
+	}
+	for _, name := range z.names {
+		h.probes.WithLabelValues(name, o.String()).Inc()
+	}
+}

@@ -1,0 +1,192 @@
+package rbl
+
+import (
+	"fmt"
+	"net/netip"
+	"sync"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// maxCodesPerList bounds the distinct values of the code label of
+// rblmilter_listed_total per list; further codes are counted as "other".
+// A filter like 127.0.[0..255].[1..3] would otherwise allow 768 series.
+const maxCodesPerList = 32
+
+// Metrics is an Observer that exports the engine's work as Prometheus
+// metrics. Labels are bounded: list display names (never a key), outcome
+// and decision names, and listing codes inside 127.0.0.0/8; never a client
+// address. One Metrics serves every Checker of a process (pass it as
+// Options.Observer across reloads).
+type Metrics struct {
+	queries     *prometheus.CounterVec
+	lookups     *prometheus.CounterVec
+	listed      *prometheus.CounterVec
+	lookupTime  *prometheus.HistogramVec
+	verdictTime prometheus.Histogram
+	early       *prometheus.CounterVec
+	byList      *prometheus.CounterVec
+
+	codesMu sync.Mutex
+	// codes are the code label values used so far, per list.
+	codes map[string]map[netip.Addr]struct{}
+}
+
+// lookupBuckets suit DNS lookups: a local cache answers in well under a
+// millisecond, a remote list in tens of milliseconds, a failing one at the
+// timeout.
+var lookupBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// verdictBuckets add finer low buckets: a verdict from the cache takes
+// microseconds.
+var verdictBuckets = []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// NewMetrics registers the engine's metrics with reg, and the cache's when
+// cache is not nil.
+func NewMetrics(reg prometheus.Registerer, cache *Cache) (*Metrics, error) {
+	if reg == nil {
+		return nil, fmt.Errorf("rbl: metrics: no registerer")
+	}
+	m := &Metrics{
+		queries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rblmilter_dns_queries_total",
+			Help: "DNS queries sent for client lookups (after the cache and de-duplication), by list and query type (A, TXT). Health probes are counted in rblmilter_health_probes_total.",
+		}, []string{"list", "type"}),
+		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rblmilter_lookups_total",
+			Help: "List lookups for clients, cached or not, by list and outcome (listed, not_listed, refused, bogus, error, timeout, disabled).",
+		}, []string{"list", "outcome"}),
+		listed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rblmilter_listed_total",
+			Help: fmt.Sprintf("Listed answers by list and A record (127.0.0.0/8 code; at most %d codes per list, then \"other\").", maxCodesPerList),
+		}, []string{"list", "code"}),
+		lookupTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "rblmilter_lookup_duration_seconds",
+			Help:    "Duration of list lookups that asked DNS (cache hits are not observed), by list.",
+			Buckets: lookupBuckets,
+		}, []string{"list"}),
+		verdictTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "rblmilter_verdict_duration_seconds",
+			Help:    "Time from the start of a client's check to its verdict (the whole-connection lookup).",
+			Buckets: verdictBuckets,
+		}),
+		early: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rblmilter_early_decisions_total",
+			Help: "Verdicts decided before every list answered, by decision.",
+		}, []string{"decision"}),
+		byList: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rblmilter_list_decisions_total",
+			Help: "Verdicts a list's counted listing took part in, by list and decision (reject, allowlisted, ...): rejects per list.",
+		}, []string{"list", "decision"}),
+		codes: map[string]map[netip.Addr]struct{}{},
+	}
+	collectors := []prometheus.Collector{m.queries, m.lookups, m.listed, m.lookupTime, m.verdictTime, m.early, m.byList}
+	if cache != nil {
+		collectors = append(collectors, newCacheCollector(cache))
+	}
+	for _, c := range collectors {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("rbl: metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// QuerySent counts a DNS query.
+func (m *Metrics) QuerySent(list string, qtype uint16) {
+	m.queries.WithLabelValues(list, dns.TypeToString[qtype]).Inc()
+}
+
+// LookupDone counts a lookup, its listing codes and its duration.
+func (m *Metrics) LookupDone(r Result) {
+	if r.Outcome == Pending {
+		// Not an end: LookupDone is called again with the real one.
+		return
+	}
+	name := r.List.String()
+	m.lookups.WithLabelValues(name, r.Outcome.String()).Inc()
+	if r.Outcome == Listed {
+		for _, c := range r.Codes {
+			m.listed.WithLabelValues(name, m.codeLabel(name, c)).Inc()
+		}
+	}
+	// Cached answers and lists not asked took no DNS time.
+	if !r.Cached && r.Outcome != Disabled {
+		m.lookupTime.WithLabelValues(name).Observe(r.Duration.Seconds())
+	}
+}
+
+// codeLabel bounds the code label: only codes inside 127.0.0.0/8 (Listed
+// answers have no others), and at most maxCodesPerList per list.
+func (m *Metrics) codeLabel(list string, code netip.Addr) string {
+	if !code.Is4() || code.As4()[0] != 127 {
+		return "other"
+	}
+	m.codesMu.Lock()
+	defer m.codesMu.Unlock()
+	seen := m.codes[list]
+	if seen == nil {
+		seen = map[netip.Addr]struct{}{}
+		m.codes[list] = seen
+	}
+	if _, ok := seen[code]; !ok {
+		if len(seen) >= maxCodesPerList {
+			return "other"
+		}
+		seen[code] = struct{}{}
+	}
+	return code.String()
+}
+
+// VerdictDone observes the verdict's duration, early decisions and the
+// lists that counted towards it.
+func (m *Metrics) VerdictDone(v Verdict) {
+	m.verdictTime.Observe(v.Duration.Seconds())
+	decision := v.Decision.String()
+	if v.Early {
+		m.early.WithLabelValues(decision).Inc()
+	}
+	for i := range v.Results {
+		r := &v.Results[i]
+		if r.Outcome == Listed && r.Weight != 0 {
+			m.byList.WithLabelValues(r.List.String(), decision).Inc()
+		}
+	}
+}
+
+// cacheCollector reads the cache's counters at scrape time.
+type cacheCollector struct {
+	cache                                   *Cache
+	hits, misses, evictions, size, capacity *prometheus.Desc
+}
+
+func newCacheCollector(c *Cache) *cacheCollector {
+	return &cacheCollector{
+		cache:     c,
+		hits:      prometheus.NewDesc("rblmilter_cache_hits_total", "Cache lookups answered from the cache (per query zone and client).", nil, nil),
+		misses:    prometheus.NewDesc("rblmilter_cache_misses_total", "Cache lookups not found or expired.", nil, nil),
+		evictions: prometheus.NewDesc("rblmilter_cache_evictions_total", "Cached answers dropped to make room (the cache is full).", nil, nil),
+		size:      prometheus.NewDesc("rblmilter_cache_entries", "Answers in the cache now (IPv4 and IPv6).", nil, nil),
+		capacity:  prometheus.NewDesc("rblmilter_cache_capacity", "Answers the cache holds at most per address family (cache.size).", nil, nil),
+	}
+}
+
+// Describe sends the descriptors.
+func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.hits
+	ch <- c.misses
+	ch <- c.evictions
+	ch <- c.size
+	ch <- c.capacity
+}
+
+// Collect sends the cache's current numbers.
+func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.cache.Stats()
+	ch <- prometheus.MustNewConstMetric(c.hits, prometheus.CounterValue, float64(s.Hits))
+	ch <- prometheus.MustNewConstMetric(c.misses, prometheus.CounterValue, float64(s.Misses))
+	ch <- prometheus.MustNewConstMetric(c.evictions, prometheus.CounterValue, float64(s.Evictions))
+	ch <- prometheus.MustNewConstMetric(c.size, prometheus.GaugeValue, float64(s.Entries))
+	ch <- prometheus.MustNewConstMetric(c.capacity, prometheus.GaugeValue, float64(c.cache.Config().Size))
+}

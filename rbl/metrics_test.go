@@ -1,0 +1,116 @@
+package rbl_test
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/rblmilter/rblmilter/rbl"
+	"github.com/rblmilter/rblmilter/rbl/rbltest"
+)
+
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	clock := newClock()
+	cache, err := rbl.NewCache(rbl.CacheConfig{Size: 1000}, clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := rbl.NewMetrics(reg, cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zen := site(t, "zen.test=127.0.0.[2..11]*2")
+	zen.Name = "ZEN"
+	wl := site(t, "wl.test*-1")
+	e := newEnv(t, rbl.Config{Lists: []rbl.List{zen, wl}, FetchTXT: true}, rbl.Options{Observer: m, Cache: cache, Now: clock.Now})
+	listed := ip("192.0.2.10")
+	e.srv.Set(rbl.QueryName(listed, "zen.test"), rbltest.A("127.0.0.2", "127.0.0.4"), rbltest.TXT("listed"))
+	e.srv.Set(rbl.QueryName(listed, "wl.test"), rbltest.Hold(make(chan struct{})))
+	refused := ip("192.0.2.11")
+	e.srv.Set(rbl.QueryName(refused, "zen.test"), rbltest.A("127.255.255.254"))
+
+	// Listed on ZEN (weight 2) is a reject whatever wl.test says: early.
+	for range 2 {
+		if v := e.c.Check(context.Background(), listed); v.Decision != rbl.Reject || !v.Early {
+			t.Fatalf("%s early=%v %v", v.Decision, v.Early, outcomes(v))
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if v := e.c.Check(ctx, refused); v.Decision != rbl.Accept {
+		t.Fatalf("%s %v", v.Decision, outcomes(v))
+	}
+
+	mustMetric(t, reg, 2, "rblmilter_lookups_total", "list", "ZEN", "outcome", "listed")
+	mustMetric(t, reg, 1, "rblmilter_lookups_total", "list", "ZEN", "outcome", "refused")
+	mustMetric(t, reg, 2, "rblmilter_listed_total", "list", "ZEN", "code", "127.0.0.2")
+	mustMetric(t, reg, 2, "rblmilter_listed_total", "list", "ZEN", "code", "127.0.0.4")
+	if _, ok := metric(t, reg, "rblmilter_listed_total", "list", "ZEN", "code", "127.255.255.254"); ok {
+		t.Error("an error code is counted as a listing code")
+	}
+	mustMetric(t, reg, 1, "rblmilter_dns_queries_total", "list", "ZEN", "type", "TXT")
+	mustMetric(t, reg, 2, "rblmilter_dns_queries_total", "list", "ZEN", "type", "A")
+	mustMetric(t, reg, 2, "rblmilter_early_decisions_total", "decision", "reject")
+	mustMetric(t, reg, 2, "rblmilter_list_decisions_total", "list", "ZEN", "decision", "reject")
+	mustMetric(t, reg, 3, "rblmilter_verdict_duration_seconds")
+	// Two fresh ZEN lookups were timed; the cached one was not.
+	mustMetric(t, reg, 2, "rblmilter_lookup_duration_seconds", "list", "ZEN")
+	mustMetric(t, reg, 1, "rblmilter_cache_hits_total")
+	mustMetric(t, reg, 5, "rblmilter_cache_misses_total")
+	mustMetric(t, reg, 1000, "rblmilter_cache_capacity")
+	// Every label value is bounded: no client address anywhere.
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, s := range mf.GetMetric() {
+			for _, l := range s.GetLabel() {
+				if strings.HasPrefix(l.GetValue(), "192.0.2.") {
+					t.Errorf("%s has a client address label %s=%s", mf.GetName(), l.GetName(), l.GetValue())
+				}
+			}
+		}
+	}
+}
+
+func TestMetricsCodeLabelIsBounded(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := rbl.NewMetrics(reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := site(t, "wl.test")
+	for i := range 40 {
+		code := netip.AddrFrom4([4]byte{127, 0, byte(i), 2})
+		m.LookupDone(rbl.Result{List: &l, Outcome: rbl.Listed, Codes: []netip.Addr{code}})
+		m.LookupDone(rbl.Result{List: &l, Outcome: rbl.Listed, Codes: []netip.Addr{code}})
+	}
+	// A code outside 127.0.0.0/8 never becomes a label, even if a caller
+	// passes one.
+	m.LookupDone(rbl.Result{List: &l, Outcome: rbl.Listed, Codes: []netip.Addr{ip("10.0.0.1")}})
+	if n := testutil.CollectAndCount(reg, "rblmilter_listed_total"); n != 33 {
+		t.Errorf("%d code series, want 32 and other", n)
+	}
+	mustMetric(t, reg, 2, "rblmilter_listed_total", "list", "wl.test", "code", "127.0.31.2")
+	mustMetric(t, reg, 2*8+1, "rblmilter_listed_total", "list", "wl.test", "code", "other")
+}
+
+func TestNewMetricsNeedsRegisterer(t *testing.T) {
+	if _, err := rbl.NewMetrics(nil, nil); err == nil {
+		t.Error("no error without a registerer")
+	}
+	reg := prometheus.NewRegistry()
+	if _, err := rbl.NewMetrics(reg, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rbl.NewMetrics(reg, nil); err == nil || !strings.Contains(err.Error(), "rbl: metrics") {
+		t.Errorf("registering twice: %v", err)
+	}
+}
