@@ -16,6 +16,11 @@
 #    supervisord; they skip with a message where something is missing, and fail instead
 #    when CI is set).
 #
+# Issue 7 (reliability) adds, as separate steps: staticcheck (fetched through the Go module
+# proxy at a pinned version), and scripts/fuzz.sh (every fuzz target for FUZZTIME, default
+# 20s). govulncheck is not run: its vulnerability database needs network access beyond the
+# module proxy.
+#
 # Every step runs even when an earlier one failed; the exit status is 1 if any failed.
 set -uo pipefail
 
@@ -152,6 +157,11 @@ step "gofmt" gofmt_check
 step "go vet" vet
 step "unit tests (go test -race ./...)" unit_tests
 step "integration tests (Postfix, Sendmail, rbldnsd, supervisord)" integration_tests
+
+# --- issue 7: static analysis and fuzzing ---
+STATICCHECK="honnef.co/go/tools/cmd/staticcheck@v0.8.2" # 2026.2.2, supports Go 1.26
+step "staticcheck" bash -c "go run $STATICCHECK ./... && go run $STATICCHECK -tags integration ./integration/..."
+step "fuzz (scripts/fuzz.sh, FUZZTIME=${FUZZTIME:-20s} per target)" ./scripts/fuzz.sh
 
 if [ ${#failed[@]} -gt 0 ]; then
 	echo "FAILED: ${failed[*]}"
