@@ -24,6 +24,9 @@ type trackedConn struct {
 	// often the next one, as the MTA writes macros and CONNECT back to
 	// back) takes one.
 	in *bufio.Reader
+	// armedAt is when the read deadline was last set to armedAt+idle;
+	// only the session's goroutine reads, so it needs no lock.
+	armedAt time.Time
 	// final is set once rblmilter sent ACCEPT for the connection: the MTA
 	// will not ask anything more, so Shutdown need not wait for it.
 	final     atomic.Bool
@@ -32,7 +35,7 @@ type trackedConn struct {
 
 func newTrackedConn(c net.Conn, srv *Server, idle time.Duration) *trackedConn {
 	tc := &trackedConn{Conn: c, srv: srv, idle: idle}
-	if t, ok := c.(*net.TCPConn); ok {
+	if t, ok := c.(*net.TCPConn); ok && srv.quickACK {
 		if raw, err := t.SyscallConn(); err == nil {
 			tc.raw = raw
 		}
@@ -40,6 +43,12 @@ func newTrackedConn(c net.Conn, srv *Server, idle time.Duration) *trackedConn {
 	tc.in = bufio.NewReaderSize(socketReader{tc}, readBufferSize)
 	return tc
 }
+
+// noQuickACKEnv names the environment variable that, set to any value,
+// stops the TCP_QUICKACK re-arm. It exists for the integration test that
+// shows the Sendmail stall coming back without it
+// (integration/sendmail_latency_test.go); never set it in production.
+const noQuickACKEnv = "RBLMILTER_TEST_NO_QUICKACK"
 
 // readBufferSize holds the packets of a connect stage (negotiation, the
 // connect macros, CONNECT: a few hundred bytes) without costing much per
@@ -53,15 +62,22 @@ func (c *trackedConn) Read(p []byte) (int, error) { return c.in.Read(p) }
 // socketReader is what trackedConn's buffer reads from.
 type socketReader struct{ c *trackedConn }
 
-// Read arms the idle deadline, so that an MTA that vanishes without closing
-// does not pin a goroutine forever, and re-arms TCP_QUICKACK: Sendmail
+// Read arms the idle deadline (up to a second early: see the slack below),
+// so that an MTA that vanishes without closing does not pin a goroutine
+// forever, and re-arms TCP_QUICKACK: Sendmail
 // writes a macro packet and the next command as two small segments, and
 // with Nagle on its side and delayed ACK on ours each milter step would
 // stall ~40 ms.
 func (r socketReader) Read(p []byte) (int, error) {
 	c := r.c
-	if err := c.Conn.SetReadDeadline(time.Now().Add(c.idle)); err != nil {
-		return 0, err
+	// Moving the deadline costs a timer update; within one session's
+	// burst of packets it would move by microseconds, so it is moved
+	// only when it would move by more than the slack.
+	if now := time.Now(); now.Sub(c.armedAt) >= min(c.idle/16, time.Second) {
+		if err := c.Conn.SetReadDeadline(now.Add(c.idle)); err != nil {
+			return 0, err
+		}
+		c.armedAt = now
 	}
 	if c.raw != nil {
 		quickACK(c.raw)

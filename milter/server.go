@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +28,10 @@ type Server struct {
 	logger  *slog.Logger
 	idle    time.Duration
 	metrics *serverMetrics
+	// quickACK re-arms TCP_QUICKACK before every socket read (see
+	// socketReader). Only tests turn it off, with the environment
+	// variable in noQuickACKEnv, to show the stall it prevents.
+	quickACK bool
 
 	// lifetime bounds lookups started by sessions: go-milter callbacks
 	// carry no context, so the Server supplies one, cancelled by Shutdown
@@ -76,6 +81,7 @@ func NewServer(policy Policy, checker Checker, opts ServerOptions) (*Server, err
 		logger:    opts.Logger,
 		idle:      opts.IdleTimeout,
 		metrics:   m,
+		quickACK:  os.Getenv(noQuickACKEnv) == "",
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*trackedConn]struct{}{},
 	}
