@@ -127,7 +127,7 @@ func (d *daemon) serve(ctx context.Context) error {
 	}
 	// Binding may need root (ports below 1024, socket ownership); nothing
 	// after this point does.
-	if err := dropPrivileges(cfg.User, cfg.Group); err != nil {
+	if err := d.dropPrivileges(cfg); err != nil {
 		return err
 	}
 

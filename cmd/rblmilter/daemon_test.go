@@ -308,7 +308,9 @@ func TestBinarySignals(t *testing.T) {
 	dns := newDNSBL(t, "192.0.2.1")
 	release := make(chan struct{})
 	dns.list("192.0.2.9", rbltest.Hold(release))
-	dir := t.TempDir()
+	// Started by root, the daemon runs as nobody: the config must be
+	// readable to nobody for SIGHUP.
+	dir := readableTempDir(t)
 	cfg := filepath.Join(dir, "rblmilter.toml")
 	sock := filepath.Join(dir, "milter.sock")
 	writeConfig(t, cfg, dns, "unix:"+sock, `timeout = "30s"`)

@@ -40,6 +40,9 @@ type environment struct {
 	signals func() (<-chan os.Signal, func())
 	// lookupUser and lookupGroup check account names in the config.
 	lookupUser, lookupGroup func(string) error
+	// identity is read and changed to drop root privileges after binding;
+	// nil leaves the process as it is (in-process tests).
+	identity identity
 }
 
 func systemEnvironment() environment {
@@ -55,6 +58,7 @@ func systemEnvironment() environment {
 		},
 		lookupUser:  lookupUser,
 		lookupGroup: lookupGroup,
+		identity:    systemIdentity{},
 	}
 }
 
