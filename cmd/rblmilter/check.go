@@ -55,6 +55,10 @@ type listReport struct {
 	// Late is true for an answer that came after the decision was
 	// already taken (an early decision): shown, but not in the score.
 	Late bool `json:"after_decision,omitempty"`
+	// Health is the list's state after one probe round (an unhealthy
+	// list is not asked: outcome disabled); HealthReason says why.
+	Health       string `json:"health"`
+	HealthReason string `json:"health_reason,omitempty"`
 }
 
 // refuses reports whether the daemon would not accept the client.
@@ -125,17 +129,27 @@ func runCheck(ctx context.Context, args []string, configPath string, env environ
 	engine := cfg.Engine
 	engine.FetchTXT = true
 	late := newLateResults()
-	checker, err := rbl.NewChecker(engine, rbl.Options{Resolver: resolver, Logger: logger, Observer: late})
+	// The table shows each list's health; the monitor's own log lines
+	// would only repeat it.
+	monitor, err := rbl.NewMonitor(rbl.MonitorOptions{})
+	if err != nil {
+		fmt.Fprintf(env.stderr, "rblmilter check: %v\n", err)
+		return exitError
+	}
+	checker, err := rbl.NewChecker(engine, rbl.Options{Resolver: resolver, Logger: logger, Observer: late, Health: monitor})
 	if err != nil {
 		fmt.Fprintf(env.stderr, "rblmilter check: %s: %v\n", cfg.Source, err)
 		return exitUsage
 	}
 	defer checker.Close()
 
+	health := probeOnce(ctx, monitor, resolver, checker)
+
 	reports := make([]checkReport, 0, len(ips))
 	code := exitOK
 	for _, ip := range ips {
 		r := checkOne(ctx, checker, late, &cfg.Policy, engine.Threshold, ip)
+		addHealth(&r, health)
 		if r.refuses() {
 			code = exitError
 		}
@@ -222,7 +236,7 @@ func printReports(w io.Writer, reports []checkReport) {
 		}
 		fmt.Fprintf(w, "%s: %s (score %d, threshold %d, %s%s)\n", r.IP, r.Decision, r.Score, r.Threshold, fmtMS(r.Duration), early)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  LIST\tOUTCOME\tCODES\tWEIGHT\tTIME\tTXT")
+		fmt.Fprintln(tw, "  LIST\tHEALTH\tOUTCOME\tCODES\tWEIGHT\tTIME\tTXT")
 		for _, l := range r.Lists {
 			codes := strings.Join(l.Codes, ",")
 			if codes == "" {
@@ -244,7 +258,10 @@ func printReports(w io.Writer, reports []checkReport) {
 			if l.Error != "" {
 				txt = l.Error
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\t%s\n", name, outcome, codes, l.Weight, t, txt)
+			if l.HealthReason != "" {
+				txt = strings.TrimPrefix(txt+"; ", "; ") + "health: " + l.HealthReason
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%s\t%s\n", name, l.Health, outcome, codes, l.Weight, t, txt)
 		}
 		tw.Flush()
 	}

@@ -41,6 +41,9 @@ type daemon struct {
 	cache  *rbl.Cache
 	server *milter.Server
 	ready  atomic.Bool
+	// engineMetrics and monitor hear from every Checker, across reloads.
+	engineMetrics *rbl.Metrics
+	monitor       *rbl.Monitor
 
 	reloadOK   prometheus.Gauge
 	reloadTime prometheus.Gauge
@@ -92,12 +95,18 @@ func (d *daemon) serve(ctx context.Context) error {
 		}
 		d.cache = cache
 	}
+	if err := d.startEngineObservers(); err != nil {
+		return err
+	}
 	checker, err := d.newChecker(cfg)
 	if err != nil {
 		return err
 	}
 	d.checker = checker
 	defer d.closeCheckers()
+	d.configureHealth(cfg, checker)
+	stopHealth := d.runHealth(ctx)
+	defer stopHealth()
 
 	d.server, err = milter.NewServer(cfg.Policy, checker, milter.ServerOptions{
 		Logger:     d.logger,
@@ -118,7 +127,7 @@ func (d *daemon) serve(ctx context.Context) error {
 			return fmt.Errorf("metrics.listen: %w", err)
 		}
 		metricsServer = &http.Server{
-			Handler:           metricsHandler(d.registry, d.ready.Load, cfg.Metrics.Pprof),
+			Handler:           metricsHandler(d.registry, d.ready.Load, d.listHealth, cfg.Metrics.Pprof),
 			ReadHeaderTimeout: 10 * time.Second,
 		}
 		go metricsServer.Serve(mln)
@@ -220,6 +229,7 @@ func (d *daemon) reload() {
 	d.checker, d.current = checker, cfg
 	d.retired[old] = time.AfterFunc(oldTimeout+retireGrace, func() { d.closeRetired(old) })
 	d.mu.Unlock()
+	d.configureHealth(cfg, checker)
 
 	d.reloadOK.Set(1)
 	d.reloadTime.SetToCurrentTime()
@@ -278,6 +288,8 @@ func (d *daemon) newChecker(cfg *daemonConfig) (*rbl.Checker, error) {
 		Resolver: resolver,
 		Cache:    d.cache,
 		Logger:   d.logger,
+		Observer: d.engineMetrics,
+		Health:   d.monitor,
 	})
 }
 

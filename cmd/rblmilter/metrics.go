@@ -6,13 +6,16 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/rblmilter/rblmilter/rbl"
 )
 
 // metricsHandler serves the [metrics] listener: /metrics from reg,
 // /healthz (the process answers), /readyz (listening with a config
-// loaded; 503 before that and while draining) and, when pprofOn, the
-// runtime profiles under /debug/pprof/.
-func metricsHandler(reg *prometheus.Registry, ready func() bool, pprofOn bool) http.Handler {
+// loaded; 503 before that and while draining; the body lists each list's
+// health from lists) and, when pprofOn, the runtime profiles under
+// /debug/pprof/.
+func metricsHandler(reg *prometheus.Registry, ready func() bool, lists func() []rbl.ListHealth, pprofOn bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -27,6 +30,7 @@ func metricsHandler(reg *prometheus.Registry, ready func() bool, pprofOn bool) h
 			return
 		}
 		w.Write([]byte("ready\n"))
+		writeListHealth(w, lists())
 	})
 	if pprofOn {
 		// Registered by hand: the net/http/pprof init only fills

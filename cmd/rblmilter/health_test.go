@@ -1,0 +1,216 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	gomilter "github.com/emersion/go-milter"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rblmilter/rblmilter/rbl"
+	"github.com/rblmilter/rblmilter/rbl/rbltest"
+)
+
+// v6TestEntry is the RFC 5782 IPv6 test entry ::ffff:7f00:2 as nibbles.
+const v6TestEntry = "2.0.0.0.0.0.f.7.f.f.f.f.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0."
+
+// serveTestEntries makes zone answer its RFC 5782 test entries like an
+// honest list.
+func serveTestEntries(srv *rbltest.Server, zone string) {
+	srv.Set(rbl.QueryName(mustAddr("127.0.0.2"), zone), rbltest.A("127.0.0.2"))
+	srv.Set(v6TestEntry+zone, rbltest.A("127.0.0.2"))
+}
+
+// healthConfig writes a config with three lists on d's server: bl.test
+// (listing 192.0.2.1), sick.test and quiet.test (monitor = false).
+func healthConfig(t *testing.T, d *dnsbl, listen, extra string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "rblmilter.toml")
+	text := fmt.Sprintf(`listen = %q
+resolvers = [%q]
+skip = []
+timeout = "2s"
+%s
+
+[[list]]
+zone = "bl.test"
+
+[[list]]
+zone = "sick.test"
+timeout = "500ms"
+
+[[list]]
+zone = "quiet.test"
+monitor = false
+
+[metrics]
+listen = "127.0.0.1:0"
+`, listen, d.Addr(), extra)
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestCheckShowsListHealth(t *testing.T) {
+	d := newDNSBL(t, "192.0.2.1")
+	serveTestEntries(d.Server, "bl.test")
+	// sick.test's operator refuses us: every answer is an error code.
+	d.Set(rbl.QueryName(mustAddr("127.0.0.2"), "sick.test"), rbltest.A("127.255.255.254"))
+	cfg := healthConfig(t, d, "inet:127.0.0.1:8890", "")
+
+	code, out, errOut := runCLI(t, "check", "-config", cfg, "192.0.2.1")
+	if code != 1 {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	lines := strings.Split(out, "\n")
+	if len(lines) < 5 || !containsAll(lines[1], []string{"LIST", "HEALTH", "OUTCOME"}) {
+		t.Fatalf("no HEALTH column:\n%s", out)
+	}
+	for _, want := range [][]string{
+		{"bl.test", "healthy", "listed", "127.0.0.2"},
+		{"sick.test", "unhealthy", "disabled", "health: answers an operator error code", "answer: 127.0.0.2 → A 127.255.255.254"},
+		{"quiet.test", "unmonitored", "not_listed", "health: not probed (monitor = false)"},
+	} {
+		found := false
+		for _, l := range lines {
+			found = found || strings.HasPrefix(strings.TrimSpace(l), want[0]) && containsAll(l, want)
+		}
+		if !found {
+			t.Errorf("no line with %q:\n%s", want, out)
+		}
+	}
+	if n := d.Queries(rbl.QueryName(mustAddr("192.0.2.1"), "sick.test")); n != 0 {
+		t.Errorf("the unhealthy list was asked about the client %d times", n)
+	}
+
+	code, out, errOut = runCLI(t, "check", "-config", cfg, "-json", "192.0.2.2")
+	var reports []checkReport
+	if err := json.Unmarshal([]byte(out), &reports); code != 0 || err != nil || len(reports) != 1 {
+		t.Fatalf("exit %d, %v\n%s%s", code, err, out, errOut)
+	}
+	got := map[string]string{}
+	for _, l := range reports[0].Lists {
+		got[l.Name] = l.Health + "/" + l.Outcome
+	}
+	if got["bl.test"] != "healthy/not_listed" || got["sick.test"] != "unhealthy/disabled" || got["quiet.test"] != "unmonitored/not_listed" {
+		t.Errorf("%v", got)
+	}
+}
+
+func TestDaemonListHealth(t *testing.T) {
+	d := newDNSBL(t, "192.0.2.1")
+	serveTestEntries(d.Server, "bl.test")
+	serveTestEntries(d.Server, "sick.test")
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "milter.sock")
+	// A short interval (1s, the least allowed) stands in for 5 minutes;
+	// the test polls with a deadline, it never sleeps.
+	cfg := healthConfig(t, d, "unix:"+sock, `health_interval = "1s"`)
+	dm := startInProcess(t, cfg, sock)
+	metrics := "http://" + dm.log.addr(t, "metrics listening")
+
+	readyz := func() string {
+		code, body := httpGet(t, metrics+"/readyz")
+		if code != 200 {
+			t.Fatalf("/readyz: %d %q", code, body)
+		}
+		return body
+	}
+	waitBody := func(what string, parts ...string) string {
+		t.Helper()
+		deadline := time.Now().Add(waitTimeout)
+		for {
+			body := readyz()
+			if containsAll(body, parts) {
+				return body
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("/readyz never showed %s (%q):\n%s\nlog:\n%s", what, parts, body, dm.log)
+			}
+			<-time.After(20 * time.Millisecond)
+		}
+	}
+	body := waitBody("the first round", `list "bl.test": healthy`, `list "sick.test": healthy`)
+	if !strings.HasPrefix(body, "ready\n") || !strings.Contains(body, `list "quiet.test": unmonitored`) {
+		t.Errorf("/readyz:\n%s", body)
+	}
+
+	// sick.test starts listing the world.
+	d.Set(rbl.QueryName(mustAddr("127.0.0.1"), "sick.test"), rbltest.A("127.0.0.2"))
+	body = waitBody("sick.test unhealthy", `list "sick.test": unhealthy (lists the world`, "answer: 127.0.0.1 → A 127.0.0.2", "not counted")
+	if !strings.Contains(body, `list "bl.test": healthy`) {
+		t.Errorf("bl.test caught it:\n%s", body)
+	}
+	// A client only sick.test lists is not refused for it.
+	d.Set(rbl.QueryName(mustAddr("192.0.2.50"), "sick.test"), rbltest.A("127.0.0.2"))
+	if act := connectAs(t, "unix", sock, "192.0.2.50"); act.Code != gomilter.ActAccept {
+		t.Errorf("client listed only by the sick list: %+v", act)
+	}
+	if act := connectAs(t, "unix", sock, "192.0.2.1"); !isReject(act) {
+		t.Errorf("client listed by the healthy list: %+v", act)
+	}
+	_, scrape := httpGet(t, metrics+"/metrics")
+	for _, want := range []string{
+		`rblmilter_list_health_state{list="sick.test",state="unhealthy"} 1`,
+		`rblmilter_list_health_state{list="bl.test",state="healthy"} 1`,
+		`rblmilter_lookups_total{list="sick.test",outcome="disabled"} 2`,
+		`rblmilter_list_health_transitions_total{list="sick.test",state="unhealthy"} 1`,
+	} {
+		if !strings.Contains(scrape, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
+	// It recovers, and is counted again.
+	d.Delete(rbl.QueryName(mustAddr("127.0.0.1"), "sick.test"))
+	waitBody("sick.test healthy again", `list "sick.test": healthy`)
+	if act := connectAs(t, "unix", sock, "192.0.2.50"); !isReject(act) {
+		t.Errorf("client listed by the recovered list: %+v", act)
+	}
+	if n := dm.log.count("list unhealthy", "list=sick.test", "level=ERROR"); n != 1 {
+		t.Errorf("%d transition lines, want 1:\n%s", n, dm.log)
+	}
+	if n := dm.log.count("list healthy again", "list=sick.test", "level=WARN"); n != 1 {
+		t.Errorf("%d recovery lines, want 1:\n%s", n, dm.log)
+	}
+}
+
+func TestConfigureHealthWarnsAboutPublicResolver(t *testing.T) {
+	// The daemon's wiring, without running it: no probe is sent, so
+	// nothing ever goes to 8.8.8.8.
+	path := filepath.Join(t.TempDir(), "rblmilter.toml")
+	text := `resolvers = ["127.0.0.1:53", "8.8.8.8"]
+sites = ["zen.spamhaus.org=127.0.0.[2..11]"]
+`
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(path, "", testParseEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := newLogWatch()
+	d := &daemon{logger: slog.New(slog.NewTextHandler(logs, nil)), registry: prometheus.NewRegistry()}
+	if err := d.startEngineObservers(); err != nil {
+		t.Fatal(err)
+	}
+	checker, err := d.newChecker(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer checker.Close()
+	d.configureHealth(cfg, checker)
+	if n := logs.count("level=WARN", "public DNS resolver", "resolvers=8.8.8.8:53", "lists=zen.spamhaus.org"); n != 1 {
+		t.Errorf("%d warnings, want 1:\n%s", n, logs)
+	}
+	if st := d.listHealth(); len(st) != 1 || st[0].Name != "zen.spamhaus.org" || st[0].State != rbl.HealthUnknown {
+		t.Errorf("monitor not configured: %+v", st)
+	}
+}
