@@ -142,17 +142,6 @@ func (r *rblmilterDaemon) ready() error {
 	return nil
 }
 
-// metricsText scrapes /metrics.
-func (r *rblmilterDaemon) metricsText() (string, error) {
-	resp, err := httpClient(r.dial).Get("http://" + r.metrics + "/metrics")
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	return string(body), err
-}
-
 // checkRaces fails the test when the race-enabled daemon reported a race.
 func (r *rblmilterDaemon) checkRaces(t testing.TB) {
 	b, err := os.ReadFile(r.logPath)
