@@ -218,7 +218,7 @@ func normalizeList(l *List, timeout time.Duration) error {
 	if l.Name == "" {
 		l.Name = l.Zone
 	}
-	if l.Key != "" && strings.Contains(l.Name, l.Key) {
+	if l.Key != "" && containsFold(l.Name, l.Key) {
 		return errors.New("display name contains the key")
 	}
 	if l.Weight > maxWeight || l.Weight < -maxWeight {

@@ -111,20 +111,35 @@ func checkLabel(label string) *partError {
 
 // String returns the display name, never the key.
 func (l List) String() string {
-	if l.Name != "" {
+	// A name that quotes the key (NewChecker refuses one, but a List may
+	// be printed before that) shows as the zone.
+	if l.Name != "" && (l.Key == "" || !containsFold(l.Name, l.Key)) {
 		return l.Name
 	}
 	return l.Zone
 }
 
+// containsFold is strings.Contains ignoring case, without allocating.
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
+}
+
 // GoString keeps the key out of %#v output: a set key shows as "[key]".
 func (l List) GoString() string {
-	key := ""
+	key, name := "", l.Name
 	if l.Key != "" {
 		key = "[key]"
+		if containsFold(name, l.Key) {
+			name = "[name quotes the key]"
+		}
 	}
 	return fmt.Sprintf("rbl.List{Zone: %q, Name: %q, Key: %q, Weight: %d, Filters: %v, Timeout: %s, IPv4: %v, IPv6: %v, OnError: %s, Shadow: %v, Monitor: %v}",
-		l.Zone, l.Name, key, l.Weight, l.Filters, l.Timeout, l.IPv4, l.IPv6, l.OnError, l.Shadow, l.Monitor)
+		l.Zone, name, key, l.Weight, l.Filters, l.Timeout, l.IPv4, l.IPv6, l.OnError, l.Shadow, l.Monitor)
 }
 
 // queryZone is the zone actually asked: the key label, if any, then the
