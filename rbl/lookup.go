@@ -179,9 +179,20 @@ func scrubKey(s, key string) string {
 	if key == "" {
 		return s
 	}
-	// Query names are sent in lower case, so an echo may be lower case.
-	s = strings.ReplaceAll(s, key, "[key]")
-	return strings.ReplaceAll(s, strings.ToLower(key), "[key]")
+	// Query names are sent in lower case, and DNS servers may echo them
+	// in any case: match the key ignoring case.
+	i := indexFold(s, key)
+	if i < 0 {
+		return s
+	}
+	var b strings.Builder
+	for ; i >= 0; i = indexFold(s, key) {
+		b.WriteString(s[:i])
+		b.WriteString("[key]")
+		s = s[i+len(key):]
+	}
+	b.WriteString(s)
+	return b.String()
 }
 
 // result builds list l's Result from an answer.

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/rblmilter/rblmilter/rbl"
+	"github.com/rblmilter/rblmilter/rbl/rbltest"
 )
 
 // A display name that quotes the key, in any case, is refused without
@@ -29,5 +30,21 @@ func TestNameQuotingTheKeyNeverShown(t *testing.T) {
 	}
 	if l := (rbl.List{Zone: "zen.dq.test", Name: "Spamhaus DQS", Key: key}); l.String() != "Spamhaus DQS" {
 		t.Errorf("an innocent name shows as %q", l)
+	}
+}
+
+// A list operator's TXT record that echoes the query name, in any case,
+// never shows the key.
+func TestTXTEchoOfTheKeyScrubbed(t *testing.T) {
+	const key = "Dqs5ecretKey42"
+	list := rbl.List{Zone: "zen.dq.test", Key: key, Weight: 1}
+	e := newEnv(t, rbl.Config{Lists: []rbl.List{list}, FetchTXT: true}, rbl.Options{})
+	client := ip("192.0.2.1")
+	name := rbl.QueryName(client, strings.ToLower(key)+".zen.dq.test")
+	e.srv.Set(name, rbltest.A("127.0.0.2"), rbltest.TXT("asked "+name+", "+strings.ToUpper(name)+" and "+key+key))
+	v := e.c.Check(t.Context(), client)
+	txt := v.Results[0].TXT
+	if want := "asked 1.2.0.192.[key].zen.dq.test, 1.2.0.192.[key].ZEN.DQ.TEST and [key][key]"; txt != want {
+		t.Errorf("TXT %q, want %q", txt, want)
 	}
 }

@@ -120,13 +120,16 @@ func (l List) String() string {
 }
 
 // containsFold is strings.Contains ignoring case, without allocating.
-func containsFold(s, sub string) bool {
+func containsFold(s, sub string) bool { return indexFold(s, sub) >= 0 }
+
+// indexFold is strings.Index ignoring case, without allocating.
+func indexFold(s, sub string) int {
 	for i := 0; i+len(sub) <= len(s); i++ {
 		if strings.EqualFold(s[i:i+len(sub)], sub) {
-			return true
+			return i
 		}
 	}
-	return false
+	return -1
 }
 
 // GoString keeps the key out of %#v output: a set key shows as "[key]".
