@@ -142,7 +142,7 @@ func parseConfig(data []byte, env parseEnv) (*daemonConfig, error) {
 	if _, err := toml.Decode(string(data), &values); err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, &configError{[]string{fmt.Sprintf("line %d: %s", pe.Position.Line, pe.Message)}}
+			return nil, &configError{[]string{parseErrorMessage(data, pe)}}
 		}
 		return nil, &configError{[]string{err.Error()}}
 	}
@@ -417,7 +417,7 @@ func lists(root *table, timeout time.Duration) []rbl.List {
 			ok = false
 		}
 		l.Name = t.str("name", l.Zone)
-		l.Key = t.str("key", "")
+		l.Key = secretStr(t, "key")
 		if l.Key != "" && checkLabel(l.Key) != nil {
 			// The key is a secret: never echo it.
 			t.p.addf(t.keyPath("key"), "not a valid DNS label (letters, digits, '-' and '_', at most 63 characters; the key itself is not shown)")
