@@ -30,7 +30,19 @@ type Metrics struct {
 
 	codesMu sync.Mutex
 	// codes are the code label values used so far, per list.
-	codes map[string]map[netip.Addr]struct{}
+	codes map[string]map[netip.Addr]string
+
+	// perList caches each list's children of the vectors: LookupDone runs
+	// for every list on every Check, and WithLabelValues hashes its
+	// labels each time.
+	perListMu sync.RWMutex
+	perList   map[string]*listMetrics
+}
+
+// listMetrics are one list's series.
+type listMetrics struct {
+	lookups    [Disabled + 1]prometheus.Counter
+	lookupTime prometheus.Observer
 }
 
 // lookupBuckets suit DNS lookups: a local cache answers in well under a
@@ -79,7 +91,8 @@ func NewMetrics(reg prometheus.Registerer, cache *Cache) (*Metrics, error) {
 			Name: "rblmilter_list_decisions_total",
 			Help: "Verdicts a list's counted listing took part in, by list and decision (reject, allowlisted, ...): rejects per list.",
 		}, []string{"list", "decision"}),
-		codes: map[string]map[netip.Addr]struct{}{},
+		codes:   map[string]map[netip.Addr]string{},
+		perList: map[string]*listMetrics{},
 	}
 	collectors := []prometheus.Collector{m.queries, m.lookups, m.listed, m.lookupTime, m.verdictTime, m.early, m.byList}
 	if cache != nil {
@@ -105,7 +118,10 @@ func (m *Metrics) LookupDone(r Result) {
 		return
 	}
 	name := r.List.String()
-	m.lookups.WithLabelValues(name, r.Outcome.String()).Inc()
+	lm := m.list(name)
+	if int(r.Outcome) < len(lm.lookups) {
+		lm.lookups[r.Outcome].Inc()
+	}
 	if r.Outcome == Listed {
 		for _, c := range r.Codes {
 			m.listed.WithLabelValues(name, m.codeLabel(name, c)).Inc()
@@ -113,8 +129,32 @@ func (m *Metrics) LookupDone(r Result) {
 	}
 	// Cached answers and lists not asked took no DNS time.
 	if !r.Cached && r.Outcome != Disabled {
-		m.lookupTime.WithLabelValues(name).Observe(r.Duration.Seconds())
+		lm.lookupTime.Observe(r.Duration.Seconds())
 	}
+}
+
+// list returns the series of the list named name, creating them on first
+// use. Names come from the configuration, so the map stays small.
+func (m *Metrics) list(name string) *listMetrics {
+	m.perListMu.RLock()
+	lm := m.perList[name]
+	m.perListMu.RUnlock()
+	if lm != nil {
+		return lm
+	}
+	m.perListMu.Lock()
+	defer m.perListMu.Unlock()
+	if lm = m.perList[name]; lm != nil {
+		return lm
+	}
+	lm = &listMetrics{lookupTime: m.lookupTime.WithLabelValues(name)}
+	for o := range lm.lookups {
+		if Outcome(o) != Pending {
+			lm.lookups[o] = m.lookups.WithLabelValues(name, Outcome(o).String())
+		}
+	}
+	m.perList[name] = lm
+	return lm
 }
 
 // codeLabel bounds the code label: only codes inside 127.0.0.0/8 (Listed
@@ -127,16 +167,18 @@ func (m *Metrics) codeLabel(list string, code netip.Addr) string {
 	defer m.codesMu.Unlock()
 	seen := m.codes[list]
 	if seen == nil {
-		seen = map[netip.Addr]struct{}{}
+		seen = map[netip.Addr]string{}
 		m.codes[list] = seen
 	}
-	if _, ok := seen[code]; !ok {
+	label, ok := seen[code]
+	if !ok {
 		if len(seen) >= maxCodesPerList {
 			return "other"
 		}
-		seen[code] = struct{}{}
+		label = code.String()
+		seen[code] = label
 	}
-	return code.String()
+	return label
 }
 
 // VerdictDone observes the verdict's duration, early decisions and the

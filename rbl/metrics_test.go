@@ -114,3 +114,58 @@ func TestNewMetricsNeedsRegisterer(t *testing.T) {
 		t.Errorf("registering twice: %v", err)
 	}
 }
+
+// BenchmarkCheckCacheHitObserved is a cache-hit Check with what the daemon
+// adds to every one: the metrics Observer and the health monitor.
+func BenchmarkCheckCacheHitObserved(b *testing.B) {
+	srv := rbltest.NewServer(b)
+	listed := ip("10.0.0.1")
+	srv.Set(rbl.QueryName(listed, "zen.test"), rbltest.A("127.0.0.2"))
+	r := resolver(b, srv.Addr())
+	cache, err := rbl.NewCache(rbl.CacheConfig{}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	lists := []rbl.List{site(b, "zen.test=127.0.0.[2..11]*3"), site(b, "wl.test=127.0.[0..255].[1..3]*-2"), site(b, "bl.test")}
+	for _, observed := range []bool{false, true} {
+		opts := rbl.Options{Resolver: r, Cache: cache}
+		if observed {
+			reg := prometheus.NewRegistry()
+			m, err := rbl.NewMetrics(reg, cache)
+			if err != nil {
+				b.Fatal(err)
+			}
+			mon, err := rbl.NewMonitor(rbl.MonitorOptions{Registerer: reg})
+			if err != nil {
+				b.Fatal(err)
+			}
+			opts.Observer, opts.Health = m, mon
+		}
+		c, err := rbl.NewChecker(rbl.Config{Lists: lists, AllowlistThreshold: -1}, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if observed {
+			if err := opts.Health.(*rbl.Monitor).Configure(rbl.MonitorConfig{Resolver: r, Lists: c.Config().Lists}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		ctx := context.Background()
+		for _, client := range []netip.Addr{listed, ip("10.0.0.2")} {
+			c.Check(ctx, client)
+			if v := c.Check(ctx, client); !v.Results[0].Cached {
+				b.Fatalf("not warm: %+v", v)
+			}
+		}
+		name := map[bool]string{false: "plain", true: "observed"}[observed]
+		for _, client := range []netip.Addr{listed, ip("10.0.0.2")} {
+			b.Run(name+"/"+client.String(), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					c.Check(ctx, client)
+				}
+			})
+		}
+		c.Close()
+	}
+}
