@@ -415,26 +415,32 @@ func (m *Monitor) Probe(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
+	// Everything the probes need is copied under the lock: Configure may
+	// change a zone's settings while the round runs.
+	type round struct {
+		z       *zoneHealth
+		probes  []probe
+		timeout time.Duration
+		key     string
+	}
 	m.mu.Lock()
 	resolver := m.resolver
-	var zones []*zoneHealth
-	var plans [][]probe
+	var rounds []round
 	for _, z := range m.zones {
 		if z.monitored {
-			zones = append(zones, z)
-			plans = append(plans, m.plan(z))
+			rounds = append(rounds, round{z: z, probes: m.plan(z), timeout: z.timeout, key: z.key})
 		}
 	}
 	m.mu.Unlock()
 	var wg sync.WaitGroup
-	for i, z := range zones {
+	for _, r := range rounds {
 		wg.Go(func() {
-			results := runProbes(ctx, resolver, z, plans[i])
+			results := runProbes(ctx, resolver, r.probes, r.timeout, r.key)
 			if ctx.Err() != nil {
 				// Stopping: a cut-off probe says nothing about the list.
 				return
 			}
-			m.judge(z, results)
+			m.judge(r.z, results)
 		})
 	}
 	wg.Wait()
@@ -511,9 +517,10 @@ type probeResult struct {
 	answer string
 }
 
-// runProbes asks every probe in parallel, under z's timeout.
-func runProbes(ctx context.Context, resolver Resolver, z *zoneHealth, ps []probe) []probeResult {
-	ctx, cancel := context.WithTimeout(ctx, z.timeout)
+// runProbes asks every probe in parallel, within timeout; key is scrubbed
+// from error messages.
+func runProbes(ctx context.Context, resolver Resolver, ps []probe, timeout time.Duration, key string) []probeResult {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	results := make([]probeResult, len(ps))
 	var wg sync.WaitGroup
@@ -524,9 +531,9 @@ func runProbes(ctx context.Context, resolver Resolver, z *zoneHealth, ps []probe
 			r := probeResult{probe: p}
 			switch a.kind {
 			case answerError:
-				r.outcome, r.answer = Error, scrubKey(a.err.Error(), z.key)
+				r.outcome, r.answer = Error, scrubKey(a.err.Error(), key)
 			case answerTimeout:
-				r.outcome, r.answer = Timeout, fmt.Sprintf("no answer within %s", z.timeout)
+				r.outcome, r.answer = Timeout, fmt.Sprintf("no answer within %s", timeout)
 			case answerNegative:
 				r.outcome, r.answer = NotListed, "NXDOMAIN"
 				if m != nil && m.Rcode == dns.RcodeSuccess {

@@ -647,3 +647,34 @@ func TestWarnPublicResolvers(t *testing.T) {
 		}
 	}
 }
+
+func TestMonitorConcurrentReconfigure(t *testing.T) {
+	e := newHealthEnv(t, twoLists(t), rbl.MonitorOptions{})
+	e.bad.SetDefault(rbltest.A("127.255.255.254"))
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for range 20 {
+			e.probe(t)
+		}
+	})
+	wg.Go(func() {
+		for i := range 200 {
+			lists := twoLists(t)
+			lists[i%2].Timeout = time.Duration(100+i) * time.Millisecond
+			lists[1].Name = fmt.Sprintf("good %d", i%3)
+			if err := e.mon.Configure(rbl.MonitorConfig{Resolver: e.resolver, Lists: lists[i%2:]}); err != nil {
+				t.Error(err)
+			}
+			e.mon.Status()
+		}
+	})
+	wg.Go(func() {
+		for i := range 200 {
+			e.c.Check(t.Context(), netip.AddrFrom4([4]byte{10, 8, byte(i >> 8), byte(i)}))
+		}
+	})
+	wg.Wait()
+	if _, err := e.reg.Gather(); err != nil {
+		t.Fatal(err)
+	}
+}
