@@ -86,12 +86,20 @@ func (r socketReader) Read(p []byte) (int, error) {
 }
 
 // Write notices final ACCEPT replies. go-milter writes each packet with a
-// single Write: 4 length bytes, then the reply code.
+// single Write: 4 length bytes, then the reply code. The connection counts
+// as finished only once the ACCEPT is written: a Shutdown that closed it
+// while the write was under way would rob the MTA of the verdict. One
+// finished while shutting down is closed at once, so that the drain does
+// not wait for the MTA to hang up.
 func (c *trackedConn) Write(p []byte) (int, error) {
-	if len(p) >= 5 && p[4] == 'a' {
+	n, err := c.Conn.Write(p)
+	if err == nil && len(p) >= 5 && p[4] == 'a' {
 		c.final.Store(true)
+		if c.srv.closing() {
+			c.Close()
+		}
 	}
-	return c.Conn.Write(p)
+	return n, err
 }
 
 // Close is idempotent: go-milter closes the connection when a session
