@@ -106,15 +106,17 @@ func unboundMirrorExample(t testing.TB, conf string) string {
 
 // TestContribUnbound runs unbound with contrib/unbound/rblmilter.conf as
 // shipped plus its "own mirror" example pointed at rbldnsd, and rblmilter's
-// check command with resolvers = [that unbound]: listed and clean clients
-// come out as rbldnsd serves them.
+// check command with resolvers = ["127.0.0.1"] (that unbound on port 53), as
+// the recipe says. All of it runs in a network namespace of its own: a
+// recursive resolver must not reach anything but the test's rbldnsd, and
+// port 53 is free there.
 func TestContribUnbound(t *testing.T) {
 	requireRoot(t)
-	cmds := requireCommands(t, "unbound", "unbound-checkconf", "rbldnsd")
+	cmds := requireCommands(t, "unbound", "unbound-checkconf", "rbldnsd", "ip")
 	bin := requireRblmilter(t)
+	ns := newNetns(t)
 	dir := sharedDir(t)
-	dns := startRbldnsd(t, dir, freePort(t, "udp", "127.0.0.1"), hostDialer{})
-	port := freePort(t, "udp", "127.0.0.1")
+	dns := startRbldnsd(t, dir, 5353, ns, ns.exec()...)
 
 	contrib := readContrib(t, "unbound/rblmilter.conf")
 	example := unboundMirrorExample(t, contrib)
@@ -122,11 +124,10 @@ func TestContribUnbound(t *testing.T) {
 	fmt.Fprintf(&conf, `# unbound of rblmilter's integration tests: the harness settings, then
 # contrib/unbound/rblmilter.conf verbatim, then its mirror example per test zone.
 server:
-    port: %[1]d
     username: ""
     chroot: ""
-    directory: "%[2]s"
-    pidfile: "%[2]s/unbound.pid"
+    directory: "%[1]s"
+    pidfile: "%[1]s/unbound.pid"
     do-daemonize: no
     use-syslog: no
     logfile: ""
@@ -136,32 +137,45 @@ server:
     module-config: "iterator"
     local-zone: "test." nodefault
 
-`, port, dir)
+`, dir)
 	conf.WriteString(contrib)
 	conf.WriteString("\n")
+	// The example's rbldnsd address is the test's, so only the zone changes.
+	if !strings.Contains(example, "stub-addr: 127.0.0.1@5353") {
+		t.Fatalf("the mirror example no longer points at 127.0.0.1@5353:\n%s", example)
+	}
+	if n := strings.Count(example, `"bl.example.net"`); n != 2 {
+		t.Fatalf("the mirror example names \"bl.example.net\" %d times, want 2 (domain-insecure, stub-zone name):\n%s", n, example)
+	}
 	for _, zone := range []string{"bl.test", "wl.test", "agg.test", "err.test"} {
-		e := replaceOnce(t, "unbound example stub-addr", example, "127.0.0.1@5353", "127.0.0.1@"+strings.TrimPrefix(dns.addr, "127.0.0.1:"))
-		conf.WriteString(strings.ReplaceAll(e, "bl.example.net", zone))
+		conf.WriteString(strings.ReplaceAll(example, `"bl.example.net"`, `"`+zone+`"`))
 	}
 	confPath := filepath.Join(dir, "unbound.conf")
 	writeFile(t, confPath, conf.String())
 	run(t, cmds["unbound-checkconf"], confPath)
-	startProcess(t, "unbound", filepath.Join(dir, "unbound.log"), nil, cmds["unbound"], "-d", "-c", confPath)
-	resolver := &rbldnsd{addr: hostPort("127.0.0.1", port), dial: hostDialer{}}
+	ub := startProcess(t, "unbound", filepath.Join(dir, "unbound.log"), nil,
+		append(ns.exec(), cmds["unbound"], "-d", "-c", confPath)...)
+	resolver := dnsServer{addr: "127.0.0.1:53", dial: ns}
 	waitFor(t, startTimeout, "unbound to answer from rbldnsd", func() error {
+		if ub.exited() {
+			t.Fatalf("%v", ub.exitError())
+		}
 		return resolver.expect("127.0.0.2", "bl.test", "127.0.0.2")
 	})
 	if err := resolver.expect(listedIPv4, "bl.test", "127.0.0.2"); err != nil {
 		t.Errorf("through unbound: %v", err)
 	}
+	if err := dns.expect(listedIPv4, "bl.test", "127.0.0.2"); err != nil {
+		t.Errorf("directly from rbldnsd: %v", err)
+	}
 
 	cfg := filepath.Join(dir, "rblmilter.toml")
 	writeFile(t, cfg, milterConfig(milterOptions{
-		Listen: "inet:127.0.0.1:8890", Stage: "connect", Action: "reject", DNS: resolver.addr,
+		Listen: "inet:127.0.0.1:8890", Stage: "connect", Action: "reject", DNS: "127.0.0.1",
 		Metrics: "",
 	}))
 	check := func(ips ...string) (string, int) {
-		out, err := runErr(append([]string{bin, "check", "-config", cfg}, ips...)...)
+		out, err := runErr(append(append(ns.exec(), bin, "check", "-config", cfg), ips...)...)
 		code := 0
 		if ee, ok := err.(*exec.ExitError); ok {
 			code = ee.ExitCode()

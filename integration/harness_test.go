@@ -130,8 +130,8 @@ func writeFile(t testing.TB, path, content string) {
 	}
 }
 
-// freePort returns a TCP port that was free on host a moment ago. The
-// small window until the daemon binds it is harmless on a test machine.
+// freePort returns a port ("tcp" or "udp") that was free on host a moment
+// ago. The small window until a daemon binds it is harmless here.
 func freePort(t testing.TB, network, host string) int {
 	t.Helper()
 	switch network {

@@ -50,12 +50,18 @@ var testZones = []struct {
 	{"err.test", "ip6trie", "err6", ":127.255.255.254:Error: query refused\n::/0\n"},
 }
 
+// dnsServer is a DNS server the test asks directly (rbldnsd, or a
+// resolver in front of it).
+type dnsServer struct {
+	addr string
+	dial dialer
+}
+
 // rbldnsd is a running rbldnsd serving testZones over UDP.
 type rbldnsd struct {
 	*process
-	dir  string
-	addr string
-	dial dialer
+	dnsServer
+	dir string
 }
 
 // startRbldnsd writes the zones into dir/zones and serves them on
@@ -75,10 +81,9 @@ func startRbldnsd(t testing.TB, dir string, port int, d dialer, wrap ...string) 
 	}
 	argv := append(append([]string{}, wrap...), args...)
 	r := &rbldnsd{
-		process: startProcess(t, "rbldnsd", filepath.Join(dir, "rbldnsd.log"), nil, argv...),
-		dir:     zdir,
-		addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		dial:    d,
+		process:   startProcess(t, "rbldnsd", filepath.Join(dir, "rbldnsd.log"), nil, argv...),
+		dnsServer: dnsServer{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dial: d},
+		dir:       zdir,
 	}
 	waitFor(t, startTimeout, "rbldnsd to answer", func() error {
 		if r.exited() {
@@ -89,8 +94,8 @@ func startRbldnsd(t testing.TB, dir string, port int, d dialer, wrap ...string) 
 	return r
 }
 
-// query asks rbldnsd for the A records of ip in zone.
-func (r *rbldnsd) query(ip, zone string) ([]string, error) {
+// query asks the server for the A records of ip in zone.
+func (r dnsServer) query(ip, zone string) ([]string, error) {
 	name, err := dns.ReverseAddr(ip)
 	if err != nil {
 		return nil, err
@@ -121,15 +126,15 @@ func (r *rbldnsd) query(ip, zone string) ([]string, error) {
 	return got, nil
 }
 
-// expect checks that rbldnsd answers exactly codes for ip in zone.
-func (r *rbldnsd) expect(ip, zone string, codes ...string) error {
+// expect checks that the server answers exactly codes for ip in zone.
+func (r dnsServer) expect(ip, zone string, codes ...string) error {
 	got, err := r.query(ip, zone)
 	if err != nil {
 		return err
 	}
 	slices.Sort(codes)
 	if !slices.Equal(got, codes) {
-		return fmt.Errorf("rbldnsd answers %v for %s in %s, want %v", got, ip, zone, codes)
+		return fmt.Errorf("%s answers %v for %s in %s, want %v", r.addr, got, ip, zone, codes)
 	}
 	return nil
 }
