@@ -27,6 +27,10 @@ type trackedConn struct {
 	// armedAt is when the read deadline was last set to armedAt+idle;
 	// only the session's goroutine reads, so it needs no lock.
 	armedAt time.Time
+	// ackOwed is set when a socket read returns data and cleared when a
+	// reply is written, which carries the ACK: only in between can the
+	// MTA be waiting for an ACK of ours. Session goroutine only.
+	ackOwed bool
 	// final is set once rblmilter sent ACCEPT for the connection: the MTA
 	// will not ask anything more, so Shutdown need not wait for it.
 	final     atomic.Bool
@@ -64,10 +68,12 @@ type socketReader struct{ c *trackedConn }
 
 // Read arms the idle deadline (up to a second early: see the slack below),
 // so that an MTA that vanishes without closing does not pin a goroutine
-// forever, and re-arms TCP_QUICKACK: Sendmail
-// writes a macro packet and the next command as two small segments, and
-// with Nagle on its side and delayed ACK on ours each milter step would
-// stall ~40 ms.
+// forever, and re-arms TCP_QUICKACK when an ACK is owed: Sendmail writes a
+// macro packet and the next command as two small segments, and with Nagle
+// on its side and delayed ACK on ours each milter step would stall ~40 ms.
+// Setting TCP_QUICKACK sends the delayed ACK at once. After a reply there
+// is nothing to acknowledge, and skipping the system call there saves most
+// of them (and the bare ACK packets quick-ACK mode sends).
 func (r socketReader) Read(p []byte) (int, error) {
 	c := r.c
 	// Moving the deadline costs a timer update; within one session's
@@ -79,10 +85,14 @@ func (r socketReader) Read(p []byte) (int, error) {
 		}
 		c.armedAt = now
 	}
-	if c.raw != nil {
+	if c.raw != nil && c.ackOwed {
 		quickACK(c.raw)
 	}
-	return c.Conn.Read(p)
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.ackOwed = true
+	}
+	return n, err
 }
 
 // Write notices final ACCEPT replies. go-milter writes each packet with a
@@ -92,6 +102,7 @@ func (r socketReader) Read(p []byte) (int, error) {
 // finished while shutting down is closed at once, so that the drain does
 // not wait for the MTA to hang up.
 func (c *trackedConn) Write(p []byte) (int, error) {
+	c.ackOwed = false
 	n, err := c.Conn.Write(p)
 	if err == nil && len(p) >= 5 && p[4] == 'a' {
 		c.final.Store(true)
