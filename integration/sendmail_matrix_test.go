@@ -21,11 +21,13 @@ func TestSendmail(t *testing.T) {
 	sendmailTree(t)
 	requireCommands(t, "rbldnsd", "ip", "m4", "unshare")
 	addrs := []string{serverIPv4 + "/32", serverIPv6 + "/128"}
-	for _, ip := range []string{listedIPv4, cleanIPv4, allowedIPv4, aggListedIPv4, aggCleanIPv4} {
-		addrs = append(addrs, ip+"/32")
-	}
-	for _, ip := range []string{listedIPv6, cleanIPv6} {
-		addrs = append(addrs, ip+"/128")
+	clients := []string{listedIPv4, cleanIPv4, allowedIPv4, aggListedIPv4, aggCleanIPv4, listedIPv6, cleanIPv6}
+	for _, ip := range clients {
+		if strings.Contains(ip, ":") {
+			addrs = append(addrs, ip+"/128")
+		} else {
+			addrs = append(addrs, ip+"/32")
+		}
 	}
 	ns := newNetns(t, addrs...)
 	dir := sharedDir(t)
@@ -50,6 +52,7 @@ func TestSendmail(t *testing.T) {
 			{Name: "tag", Port: smtpTag, Filter: "rblmilter_tag"},
 		},
 		[]sendmailFilter{{Name: "rblmilter_rcpt", Port: 8891}, {Name: "rblmilter_tag", Port: 8892}},
+		clients...,
 	)
 
 	send := func(t *testing.T, port int, client string, rcpts ...string) *transcript {
@@ -79,7 +82,7 @@ func TestSendmail(t *testing.T) {
 		expectDecision(t, d.waitDecision(t, ip, n+1), "reject", l.Log)
 		// Sendmail got rblmilter's reply text; it only logs it.
 		sm.waitSyslog(t, fmt.Sprintf("action=connect, reject=554 5.7.1 Service unavailable; Client host [%s] blocked using %s", ip, l.Name))
-		sm.waitSyslog(t, fmt.Sprintf("Milter: connect: host=[%[1]s], addr=%[1]s, rejecting commands", sendmailAddr(ip)))
+		sm.waitSyslog(t, fmt.Sprintf("Milter: connect: host=%s, addr=%s, rejecting commands", clientName(ip), sendmailAddr(ip)))
 	}
 	expectAccepted := func(t *testing.T, d *rblmilterDaemon, port int, ip, decision string) *transcript {
 		n := d.countDecisions(t, ip)

@@ -147,10 +147,10 @@ func contribFilterEquates(t testing.TB) string {
 }
 
 // startSendmail builds sendmail.cf with m4 and runs `sendmail -bD` inside
-// ns, in its own UTS namespace (hostname mta.test.invalid, so that Sendmail
+// ns (clients are the client addresses it knows host names for), in its own UTS namespace (hostname mta.test.invalid, so that Sendmail
 // finds a fully qualified name without asking DNS) and mount namespace
 // (a private /dev whose /dev/log is the test's syslog socket).
-func startSendmail(t testing.TB, ns *netns, dir string, daemons []sendmailDaemon, filters []sendmailFilter) *sendmailInstance {
+func startSendmail(t testing.TB, ns *netns, dir string, daemons []sendmailDaemon, filters []sendmailFilter, clients ...string) *sendmailInstance {
 	t.Helper()
 	bin, cfDir := sendmailTree(t)
 	cmds := requireCommands(t, "m4", "unshare", "mount", "hostname")
@@ -181,7 +181,14 @@ cat > "$tmp" && mv "$tmp" %[1]s/msg.$$.eml
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(etc, "service.switch"), "hosts files\naliases files\n")
-	writeFile(t, filepath.Join(etc, "hosts"), fmt.Sprintf("127.0.0.1 localhost\n::1 localhost\n%s %s\n%s %s\n", serverIPv4, mailDomain, serverIPv6, mailDomain))
+	// Every client has a host name, as most real clients do: Sendmail then
+	// hands the milter that name, not the address, as the connect host, and
+	// the address only in macros.
+	hosts := fmt.Sprintf("127.0.0.1 localhost\n::1 localhost\n%s %s\n%s %s\n", serverIPv4, mailDomain, serverIPv6, mailDomain)
+	for _, ip := range clients {
+		hosts += fmt.Sprintf("%s %s\n", ip, clientName(ip))
+	}
+	writeFile(t, filepath.Join(etc, "hosts"), hosts)
 	writeFile(t, filepath.Join(etc, "aliases"), "")
 	writeFile(t, filepath.Join(etc, "helpfile"), "")
 	writeFile(t, filepath.Join(dir, "run/sendmail.st"), "")
@@ -202,8 +209,10 @@ hostname %[1]s
 # syslog socket as /dev/log.
 for f in null zero random urandom; do : > %[2]s/$f; mount --bind /dev/$f %[2]s/$f; done
 mount --rbind %[2]s /dev
+# The clients' names, for the reverse lookups Sendmail makes through libc.
+mount --bind %[5]s /etc/hosts
 exec %[3]s -bD -C %[4]s
-`, mailDomain, filepath.Join(dir, "dev"), bin, cfPath)
+`, mailDomain, filepath.Join(dir, "dev"), bin, cfPath, filepath.Join(etc, "hosts"))
 	argv := append(ns.exec(), cmds["unshare"], "--uts", "--mount", "--", "/bin/sh", "-c", script)
 	s.proc = startProcess(t, "sendmail", filepath.Join(dir, "sendmail.out"), nil, argv...)
 	t.Cleanup(func() {
@@ -221,6 +230,11 @@ exec %[3]s -bD -C %[4]s
 		})
 	}
 	return s
+}
+
+// clientName is the host name the test Sendmail finds for a client.
+func clientName(ip string) string {
+	return "client-" + strings.NewReplacer(".", "-", ":", "-").Replace(ip) + ".test.invalid"
 }
 
 // listenSyslog receives Sendmail's syslog messages on dir/dev/log and
