@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rblmilter/rblmilter/rbl"
 	"github.com/rblmilter/rblmilter/rbl/rbltest"
@@ -20,9 +21,10 @@ import (
 // The DNS fault suite (issue 7): every way a DNS server can fail or lie,
 // against the real resolver and engine. For each fault:
 //   - no client is rejected that the policy says to accept;
-//   - the decision comes within the check's budget (+50 ms, by the engine's
-//     own Verdict.Duration);
-//   - the failure is counted (Observer.LookupDone, what the metrics count);
+//   - the decision comes within the check's budget: the median within
+//     +50 ms, every one within +250 ms, by the engine's own
+//     Verdict.Duration;
+//   - the failure is counted in the metrics (rblmilter_lookups_total);
 //   - once the fault is gone the same Checker answers normally.
 //
 // The faulty list has no filters and weight 1, so that any answer the
@@ -35,33 +37,40 @@ const (
 	// faultListTimeout is longer, so that the check's deadline and not the
 	// list's own timeout is what ends a hanging lookup.
 	faultListTimeout = 4 * faultBudget
-	// faultSlack is what a decision may take beyond the budget.
-	faultSlack = 50 * time.Millisecond
+	// faultSlack is what the median decision may take beyond the budget;
+	// faultOverrun bounds every decision. The deadline fires on time, but
+	// the goroutine it wakes may wait for a CPU: on a loaded 2-core machine
+	// under -race single wake-ups were seen 30 ms late, so one slow
+	// wake-up must not fail the test. A lookup that ignored the deadline
+	// would take faultListTimeout (1.6 s) and fail both.
+	faultSlack   = 50 * time.Millisecond
+	faultOverrun = 250 * time.Millisecond
 	faultZone  = "bl.test"
 )
 
-// outcomeCounter is an Observer counting LookupDone outcomes per list, as
-// the rbl metrics do.
-type outcomeCounter struct {
-	mu     sync.Mutex
-	counts map[string]int
-}
-
-func (o *outcomeCounter) QuerySent(string, uint16) {}
-func (o *outcomeCounter) VerdictDone(rbl.Verdict)  {}
-func (o *outcomeCounter) LookupDone(r rbl.Result) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.counts == nil {
-		o.counts = map[string]int{}
+// lookupsCounted reads rblmilter_lookups_total{list, outcome} from reg:
+// what an admin's dashboard shows.
+func lookupsCounted(t *testing.T, reg *prometheus.Registry, list string, out rbl.Outcome) int {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
 	}
-	o.counts[r.List.Name+" "+r.Outcome.String()]++
-}
-
-func (o *outcomeCounter) count(list string, out rbl.Outcome) int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.counts[list+" "+out.String()]
+	for _, f := range families {
+		if f.GetName() != "rblmilter_lookups_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["list"] == list && labels["outcome"] == out.String() {
+				return int(m.GetCounter().GetValue())
+			}
+		}
+	}
+	return 0
 }
 
 type dnsFault struct {
@@ -162,14 +171,18 @@ func TestDNSFaults(t *testing.T) {
 			if f.servers != nil {
 				servers, heal = f.servers(t, srv)
 			}
-			obs := &outcomeCounter{}
 			list := rbl.List{Zone: faultZone, Weight: 1, Timeout: faultListTimeout, OnError: f.onError}
 			cache, err := rbl.NewCache(rbl.CacheConfig{}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
+			reg := prometheus.NewRegistry()
+			metrics, err := rbl.NewMetrics(reg, cache)
+			if err != nil {
+				t.Fatal(err)
+			}
 			c, err := rbl.NewChecker(rbl.Config{Lists: []rbl.List{list}, FetchTXT: true}, rbl.Options{
-				Resolver: resolver(t, servers...), Cache: cache, Observer: obs,
+				Resolver: resolver(t, servers...), Cache: cache, Observer: metrics,
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -205,12 +218,15 @@ func TestDNSFaults(t *testing.T) {
 				if out := v.Results[0].Outcome; !slices.Contains(f.want, out) {
 					t.Errorf("%s: outcome %s, want one of %v", clients[k], out, f.want)
 				}
-				if v.Duration > faultBudget+faultSlack {
-					t.Errorf("%s: decided in %v, budget %v + %v", clients[k], v.Duration, faultBudget, faultSlack)
+				if v.Duration > faultBudget+faultOverrun {
+					t.Errorf("%s: decided in %v, budget %v", clients[k], v.Duration, faultBudget)
 				}
 				if v.Score != 0 {
 					t.Errorf("%s: score %d from a failed lookup", clients[k], v.Score)
 				}
+			}
+			if median := slices.Sorted(slices.Values(durs))[len(durs)/2]; median > faultBudget+faultSlack {
+				t.Errorf("median decision %v, budget %v + %v", median, faultBudget, faultSlack)
 			}
 			report = append(report, timingRow(f.name, durs, walls))
 
@@ -219,7 +235,7 @@ func TestDNSFaults(t *testing.T) {
 			waitFor(t, func() bool {
 				n := 0
 				for _, out := range f.want {
-					n += obs.count(faultZone, out)
+					n += lookupsCounted(t, reg, faultZone, out)
 				}
 				return n == len(clients)
 			})
@@ -280,10 +296,9 @@ func writeTimingReport(t *testing.T, rows []string) {
 // with control characters ends up short and printable.
 func TestHugeAnswers(t *testing.T) {
 	srv := rbltest.NewServer(t)
-	obs := &outcomeCounter{}
 	list := rbl.List{Zone: faultZone, Weight: 3, Filters: filters(t, "127.0.0.[2..11]")}
 	c, err := rbl.NewChecker(rbl.Config{Lists: []rbl.List{list}, FetchTXT: true, Threshold: 3}, rbl.Options{
-		Resolver: resolver(t, srv.Addr()), Observer: obs,
+		Resolver: resolver(t, srv.Addr()),
 	})
 	if err != nil {
 		t.Fatal(err)
