@@ -45,7 +45,7 @@ const (
 	// would take faultListTimeout (1.6 s) and fail both.
 	faultSlack   = 50 * time.Millisecond
 	faultOverrun = 250 * time.Millisecond
-	faultZone  = "bl.test"
+	faultZone    = "bl.test"
 )
 
 // lookupsCounted reads rblmilter_lookups_total{list, outcome} from reg:
