@@ -37,14 +37,16 @@ const (
 	// faultListTimeout is longer, so that the check's deadline and not the
 	// list's own timeout is what ends a hanging lookup.
 	faultListTimeout = 4 * faultBudget
-	// faultSlack is what the median decision may take beyond the budget;
-	// faultOverrun bounds every decision. The deadline fires on time, but
-	// the goroutine it wakes may wait for a CPU: on a loaded 2-core machine
-	// under -race single wake-ups were seen 30 ms late, so one slow
-	// wake-up must not fail the test. A lookup that ignored the deadline
-	// would take faultListTimeout (1.6 s) and fail both.
+	// faultSlack is what a decision may take beyond the budget, measured
+	// against a plain timer with the same deadline started with it: the
+	// deadline fires on time, but the goroutine it wakes may wait for a
+	// CPU, and on a loaded 2-core machine under -race every wake-up was
+	// seen up to 90 ms late. The median of the clients' overshoots must be
+	// within it; faultOverrun bounds every decision outright. A lookup that
+	// ignored the deadline would take faultListTimeout (1.6 s) and fail
+	// both.
 	faultSlack   = 50 * time.Millisecond
-	faultOverrun = 250 * time.Millisecond
+	faultOverrun = time.Second
 	faultZone    = "bl.test"
 )
 
@@ -197,21 +199,27 @@ func TestDNSFaults(t *testing.T) {
 			}
 			verdicts := make([]rbl.Verdict, len(clients))
 			walls := make([]time.Duration, len(clients))
+			timers := make([]time.Duration, len(clients))
 			var wg sync.WaitGroup
 			for k, client := range clients {
+				start := time.Now()
 				wg.Go(func() {
 					ctx, cancel := context.WithTimeout(t.Context(), faultBudget)
 					defer cancel()
-					start := time.Now()
 					verdicts[k] = c.Check(ctx, client)
 					walls[k] = time.Since(start)
+				})
+				wg.Go(func() {
+					<-time.After(faultBudget)
+					timers[k] = time.Since(start)
 				})
 			}
 			wg.Wait()
 
-			var durs []time.Duration
+			var durs, overshoots []time.Duration
 			for k, v := range verdicts {
 				durs = append(durs, v.Duration)
+				overshoots = append(overshoots, v.Duration-timers[k])
 				if v.Decision != f.decision {
 					t.Errorf("%s: decision %s, want %s (outcome %s, %v)", clients[k], v.Decision, f.decision, v.Results[0].Outcome, v.Results[0].Err)
 				}
@@ -225,10 +233,11 @@ func TestDNSFaults(t *testing.T) {
 					t.Errorf("%s: score %d from a failed lookup", clients[k], v.Score)
 				}
 			}
-			if median := slices.Sorted(slices.Values(durs))[len(durs)/2]; median > faultBudget+faultSlack {
-				t.Errorf("median decision %v, budget %v + %v", median, faultBudget, faultSlack)
+			if median := slices.Sorted(slices.Values(overshoots))[len(overshoots)/2]; median > faultSlack {
+				t.Errorf("decisions %v: the median is %v later than a timer of the budget %v (%v); want at most %v",
+					durs, median, faultBudget, timers, faultSlack)
 			}
-			report = append(report, timingRow(f.name, durs, walls))
+			report = append(report, timingRow(f.name, durs, walls, timers))
 
 			// Counted: every client's lookup ends, also those the
 			// deadline cut short, and is reported once.
@@ -268,13 +277,18 @@ func checkWithin(t *testing.T, c *rbl.Checker, ip netip.Addr) rbl.Verdict {
 }
 
 // timingRow is one fault's line in the timing report: the median and
-// the slowest decision by Verdict.Duration, and the slowest by the
-// caller's clock.
-func timingRow(name string, engine, wall []time.Duration) string {
-	slices.Sort(engine)
-	slices.Sort(wall)
-	return fmt.Sprintf("| %s | %v | %v | %v |", name,
-		engine[len(engine)/2].Round(time.Millisecond), engine[len(engine)-1].Round(time.Millisecond), wall[len(wall)-1].Round(time.Millisecond))
+// the slowest decision by Verdict.Duration, the slowest by the caller's
+// clock, and the slowest wake-up of a plain timer of the budget (how
+// loaded the machine was).
+func timingRow(name string, engine, wall, timers []time.Duration) string {
+	ms := func(d []time.Duration, i int) time.Duration {
+		d = slices.Sorted(slices.Values(d))
+		if i < 0 {
+			i = len(d) - 1
+		}
+		return d[i].Round(time.Millisecond)
+	}
+	return fmt.Sprintf("| %s | %v | %v | %v | %v |", name, ms(engine, len(engine)/2), ms(engine, -1), ms(wall, -1), ms(timers, -1))
 }
 
 // writeTimingReport writes the decision times to the file named by
@@ -284,8 +298,8 @@ func writeTimingReport(t *testing.T, rows []string) {
 	if path == "" {
 		return
 	}
-	text := fmt.Sprintf("budget %v, %d concurrent clients per fault\n\n| fault | median | max | max (caller's clock) |\n|---|---|---|---|\n%s\n",
-		faultBudget, faultClients, strings.Join(rows, "\n"))
+	text := fmt.Sprintf("budget %v, %d concurrent clients per fault\n\n| fault | median | max | max (caller's clock) | max wake-up of a %v timer |\n|---|---|---|---|---|\n%s\n",
+		faultBudget, faultClients, faultBudget, strings.Join(rows, "\n"))
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Error(err)
 	}
