@@ -1,7 +1,6 @@
 package milter
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -102,8 +101,8 @@ func (s *session) Connect(host string, family string, port uint16, addr net.IP, 
 // lookup asks the engine within the connection's budget and logs the
 // decision once.
 func (s *session) lookup(ip netip.Addr) outcome {
-	ctx, cancel := context.WithTimeout(s.srv.lifetime, s.gen.policy.Timeout)
-	defer cancel()
+	ctx := newBudget(s.srv.lifetime, s.gen.policy.Timeout)
+	defer ctx.release()
 	v := s.gen.checker.Check(ctx, ip)
 	o := outcome{result: v.Decision.String(), verdict: &v}
 	s.logDecision(&o)

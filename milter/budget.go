@@ -1,0 +1,58 @@
+package milter
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// budget is a lookup's whole-connection deadline as a context whose timer
+// starts only when someone asks for Done or Err. The engine asks only when
+// it has to wait for DNS; a decision served from the cache never does,
+// and context.WithTimeout would have cost it a timer, two allocations and
+// a turn on the Server-wide parent's lock: about 1 µs of a cached
+// decision's 3.
+type budget struct {
+	parent   context.Context
+	deadline time.Time
+
+	once   sync.Once
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func newBudget(parent context.Context, timeout time.Duration) *budget {
+	return &budget{parent: parent, deadline: time.Now().Add(timeout)}
+}
+
+func (b *budget) start() {
+	b.once.Do(func() { b.ctx, b.cancel = context.WithDeadline(b.parent, b.deadline) })
+}
+
+// Deadline reports the deadline without starting the timer.
+func (b *budget) Deadline() (time.Time, bool) { return b.deadline, true }
+
+// Done starts the timer.
+func (b *budget) Done() <-chan struct{} {
+	b.start()
+	return b.ctx.Done()
+}
+
+// Err starts the timer, so that a deadline already past reads as one.
+func (b *budget) Err() error {
+	b.start()
+	return b.ctx.Err()
+}
+
+// Value asks the parent; the budget itself carries no values.
+func (b *budget) Value(key any) any { return b.parent.Value(key) }
+
+// release stops the timer if it was started. A budget released before
+// it started becomes its parent, still without a timer: the lookup it
+// bounded is over.
+func (b *budget) release() {
+	b.once.Do(func() { b.ctx = b.parent })
+	if b.cancel != nil {
+		b.cancel()
+	}
+}
