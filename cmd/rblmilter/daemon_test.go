@@ -247,7 +247,22 @@ type binaryDaemon struct {
 
 func startBinary(t *testing.T, configPath string) *binaryDaemon {
 	t.Helper()
-	cmd := exec.Command(rblmilterBinary(t), "-config", configPath)
+	b := startCommand(t, exec.Command(rblmilterBinary(t), "-config", configPath))
+	select {
+	case err := <-b.done:
+		b.done <- err
+		t.Fatalf("rblmilter exited at start (%v):\n%s", err, b.log)
+	case <-waitLine(b.log, "msg=listening"):
+	case <-time.After(waitTimeout):
+		t.Fatalf("rblmilter not listening after %v:\n%s", waitTimeout, b.log)
+	}
+	return b
+}
+
+// startCommand starts cmd (the daemon, possibly wrapped), collects its
+// log, and kills it when the test ends.
+func startCommand(t *testing.T, cmd *exec.Cmd) *binaryDaemon {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -264,14 +279,6 @@ func startBinary(t *testing.T, configPath string) *binaryDaemon {
 		cmd.Process.Kill()
 		<-b.done
 	})
-	select {
-	case err := <-b.done:
-		b.done <- err
-		t.Fatalf("rblmilter exited at start (%v):\n%s", err, b.log)
-	case <-waitLine(b.log, "msg=listening"):
-	case <-time.After(waitTimeout):
-		t.Fatalf("rblmilter not listening after %v:\n%s", waitTimeout, b.log)
-	}
 	return b
 }
 

@@ -277,23 +277,7 @@ func TestBinaryFirstScreenAsRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(dir, "milter.sock")
-	cmd := exec.Command(unshare, "--net", "sh", "-c", `"$0" link set lo up && exec "$1" -listen "$2"`, ip, bin, "unix:"+sock)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &binaryDaemon{cmd: cmd, log: newLogWatch(), done: make(chan error, 1)}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		lineScanner(stderr, b.log)
-		b.done <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-b.done
-	})
+	b := startCommand(t, exec.Command(unshare, "--net", "sh", "-c", `"$0" link set lo up && exec "$1" -listen "$2"`, ip, bin, "unix:"+sock))
 	select {
 	case err := <-b.done:
 		b.done <- err
