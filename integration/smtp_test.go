@@ -236,3 +236,26 @@ func waitDelivered(t testing.TB, dir string, tr *transcript) *mail.Message {
 func hostPort(host string, port int) string {
 	return net.JoinHostPort(host, fmt.Sprint(port))
 }
+
+// testTagAction checks action = "tag" through an MTA: a listed client's
+// message is delivered with the X-RBL header naming the list, a clean
+// client's without it. send delivers one message from ip and returns its
+// transcript once the daemon logged the expected decision.
+func testTagAction(t *testing.T, mailDir string, send func(t *testing.T, ip, decision string) *transcript) {
+	for _, ip := range []string{listedIPv4, listedIPv6} {
+		t.Run("listed "+ip+" delivered with header", func(t *testing.T) {
+			m := waitDelivered(t, mailDir, send(t, ip, "reject"))
+			if h := m.Header.Get("X-RBL"); !strings.Contains(h, blListing.Log) {
+				t.Errorf("delivered message has X-RBL: %q, want a header naming %q; headers: %v", h, blListing.Log, m.Header)
+			} else {
+				t.Logf("X-RBL: %s", h)
+			}
+		})
+	}
+	t.Run("clean delivered without header", func(t *testing.T) {
+		m := waitDelivered(t, mailDir, send(t, cleanIPv4, "accept"))
+		if h, ok := m.Header["X-Rbl"]; ok {
+			t.Errorf("clean client's message has X-RBL: %q", h)
+		}
+	})
+}
