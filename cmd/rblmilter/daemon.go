@@ -75,6 +75,9 @@ func runDaemon(ctx context.Context, configPath, listenOverride string, env envir
 		retired:        map[*rbl.Checker]*time.Timer{},
 	}
 	d.logger = newLogger(env.stderr, cfg.Log, d.level)
+	if env.adoptLogger != nil {
+		env.adoptLogger(d.logger)
+	}
 	if err := d.serve(ctx); err != nil {
 		d.logger.Error("rblmilter stopped", "error", err)
 		return exitError

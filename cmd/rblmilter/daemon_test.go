@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -444,4 +445,27 @@ func TestDaemonStopsWhenContextIsCancelled(t *testing.T) {
 		t.Fatal("daemon ignored the cancelled context")
 	}
 	log.wait(t, `msg="shutting down"`, `signal="context cancelled"`)
+}
+
+// TestBinaryRoutesLibraryLogsThroughItsLogger: go-milter reports broken
+// sessions with the log package; the daemon must turn those into records
+// of its own log format rather than stray unstructured lines.
+func TestBinaryRoutesLibraryLogsThroughItsLogger(t *testing.T) {
+	dns := newDNSBL(t, "192.0.2.1")
+	dir := readableTempDir(t)
+	cfg := filepath.Join(dir, "rblmilter.toml")
+	sock := filepath.Join(dir, "milter.sock")
+	writeConfig(t, cfg, dns, "unix:"+sock, "")
+	b := startBinary(t, cfg)
+
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// A packet with an unknown command code: go-milter logs it and hangs up.
+	if _, err := c.Write([]byte{0, 0, 0, 1, 'Z'}); err != nil {
+		t.Fatal(err)
+	}
+	b.log.wait(t, "level=INFO", `msg="Unrecognized command code: Z"`)
 }

@@ -43,6 +43,12 @@ type environment struct {
 	// identity is read and changed to drop root privileges after binding;
 	// nil leaves the process as it is (in-process tests).
 	identity identity
+	// adoptLogger, when set, routes the standard library's log package
+	// through the daemon's logger: go-milter reports broken sessions with
+	// log.Printf, which would otherwise interleave unstructured lines with
+	// the JSON or text log. Nil in in-process tests, which share one
+	// process.
+	adoptLogger func(*slog.Logger)
 }
 
 func systemEnvironment() environment {
@@ -59,6 +65,7 @@ func systemEnvironment() environment {
 		lookupUser:  lookupUser,
 		lookupGroup: lookupGroup,
 		identity:    systemIdentity{},
+		adoptLogger: slog.SetDefault,
 	}
 }
 
