@@ -1,6 +1,7 @@
 package rbl
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -87,6 +88,32 @@ func parseZone(zone string) (string, *partError) {
 		}
 	}
 	return z, nil
+}
+
+// CheckZone reports why zone (without its trailing dot) cannot be queried as
+// a list zone, or nil. Config loaders use it to name the bad key themselves.
+func CheckZone(zone string) error {
+	if zone == "" {
+		return errors.New("empty zone")
+	}
+	if len(zone) > maxZoneLen {
+		return fmt.Errorf("longer than %d characters", maxZoneLen)
+	}
+	for label := range strings.SplitSeq(zone, ".") {
+		if perr := checkLabel(label); perr != nil {
+			return errors.New(perr.detail)
+		}
+	}
+	return nil
+}
+
+// CheckLabel reports why s cannot be one DNS label (such as a DQS key), or
+// nil. The error quotes s: do not show it for a secret.
+func CheckLabel(s string) error {
+	if perr := checkLabel(s); perr != nil {
+		return errors.New(perr.detail)
+	}
+	return nil
 }
 
 // maxZoneLen leaves room in a 253-character name for the 64 characters of

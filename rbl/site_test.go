@@ -210,3 +210,25 @@ func TestListStringHidesKey(t *testing.T) {
 		t.Errorf("String() = %q", l.String())
 	}
 }
+
+func TestCheckZoneAndLabel(t *testing.T) {
+	long := strings.Repeat("a.", 95) + "b" // 191 characters: no room for an IPv6 query
+	for zone, want := range map[string]string{
+		"zen.spamhaus.org": "",
+		"":                 "empty zone",
+		"bl..example":      "empty label",
+		"bl example.org":   `label "bl example" has the character ' '`,
+		long:               "longer than 189 characters",
+	} {
+		got := ""
+		if err := CheckZone(zone); err != nil {
+			got = err.Error()
+		}
+		if got != want {
+			t.Errorf("CheckZone(%q) = %q, want %q", zone, got, want)
+		}
+	}
+	if CheckLabel("abc-123_x") != nil || CheckLabel("a.b") == nil || CheckLabel(strings.Repeat("k", 64)) == nil {
+		t.Error("CheckLabel accepts or refuses the wrong labels")
+	}
+}

@@ -412,13 +412,13 @@ func lists(root *table, timeout time.Duration) []rbl.List {
 		if !t.has("zone") {
 			t.p.addf(t.keyPath("zone"), "missing (every [[list]] needs the DNS zone to query)")
 			ok = false
-		} else if err := checkZone(l.Zone); err != nil {
-			t.p.addf(t.keyPath("zone"), "%q %s", l.Zone, err)
+		} else if err := rbl.CheckZone(l.Zone); err != nil {
+			t.p.addf(t.keyPath("zone"), "%q is not a DNS zone: %s", l.Zone, err)
 			ok = false
 		}
 		l.Name = t.str("name", l.Zone)
 		l.Key = secretStr(t, "key")
-		if l.Key != "" && checkLabel(l.Key) != nil {
+		if l.Key != "" && rbl.CheckLabel(l.Key) != nil {
 			// The key is a secret: never echo it.
 			t.p.addf(t.keyPath("key"), "not a valid DNS label (letters, digits, '-' and '_', at most 63 characters; the key itself is not shown)")
 			ok = false
@@ -453,37 +453,6 @@ func lists(root *table, timeout time.Duration) []rbl.List {
 		}
 	}
 	return out
-}
-
-// checkZone accepts a DNS name of letters, digits, '-' and '_' labels.
-func checkZone(zone string) error {
-	if zone == "" {
-		return errors.New("is empty")
-	}
-	if len(zone) > 253 {
-		return errors.New("is longer than 253 characters")
-	}
-	for _, label := range strings.Split(zone, ".") {
-		if err := checkLabel(label); err != nil {
-			return fmt.Errorf("is not a DNS zone: %w", err)
-		}
-	}
-	return nil
-}
-
-func checkLabel(label string) error {
-	if label == "" {
-		return errors.New("empty label")
-	}
-	if len(label) > 63 {
-		return errors.New("label longer than 63 characters")
-	}
-	for _, c := range []byte(label) {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return fmt.Errorf("character %q not allowed", c)
-		}
-	}
-	return nil
 }
 
 func cacheConfig(t *table) *rbl.CacheConfig {

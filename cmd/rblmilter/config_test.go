@@ -65,7 +65,7 @@ var invalidConfigs = map[string]string{
 	"invalid-list-weight-float.toml":   `list[0].weight: 1.5 is not a whole number`,
 	"invalid-list-filter.toml":         `list[0].filters[1]: bad filter "127.0.0.[300]": octet 4 "[300]": "300" is not a number from 0 to 255`,
 	"invalid-list-zone-missing.toml":   `list[0].zone: missing (every [[list]] needs the DNS zone to query)`,
-	"invalid-list-zone.toml":           `list[0].zone: "bl example.org" is not a DNS zone: character ' ' not allowed`,
+	"invalid-list-zone.toml":           `list[0].zone: "bl example.org" is not a DNS zone: label "bl example" has the character ' '`,
 	"invalid-list-key.toml":            `list[0].key: not a valid DNS label (letters, digits, '-' and '_', at most 63 characters; the key itself is not shown)`,
 	"invalid-list-timeout.toml":        `list[0].timeout: "3s" is longer than the whole-connection timeout "2s"`,
 	"invalid-list-on-error.toml":       `list[0].on_error: "reject" is not one of ignore, tempfail`,
