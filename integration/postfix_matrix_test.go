@@ -121,27 +121,9 @@ func TestPostfix(t *testing.T) {
 			expectDecision(t, connectD.waitDecision(t, ip, n+1), "reject", blListing.Log)
 			pf.waitLog(t, "NOQUEUE: milter-reject: CONNECT from ", fmt.Sprintf("[%s]: 554 5.7.1 Service unavailable; Client host [%s]", ip, ip))
 		})
-		t.Run("listed IPv4 rejected", func(t *testing.T) {
-			expectConnectReject(t, connectD, smtpConnect, listedIPv4, blListing)
-		})
-		t.Run("listed IPv6 rejected", func(t *testing.T) {
-			expectConnectReject(t, connectD, smtpConnect, listedIPv6, blListing)
-		})
-		t.Run("aggregate list code that counts rejected", func(t *testing.T) {
-			expectConnectReject(t, connectD, smtpConnect, aggListedIPv4, aggListing)
-		})
-		t.Run("aggregate list code that does not count accepted", func(t *testing.T) {
-			expectAccepted(t, connectD, smtpConnect, aggCleanIPv4, "accept")
-		})
-		t.Run("clean IPv4 accepted despite error-code list", func(t *testing.T) {
-			expectAccepted(t, connectD, smtpConnect, cleanIPv4, "accept")
-		})
-		t.Run("clean IPv6 accepted despite error-code list", func(t *testing.T) {
-			expectAccepted(t, connectD, smtpConnect, cleanIPv6, "accept")
-		})
-		t.Run("listed but allowlisted accepted", func(t *testing.T) {
-			expectAccepted(t, connectD, smtpConnect, allowedIPv4, "allowlisted")
-		})
+		testConnectMatrix(t,
+			func(t *testing.T, ip string, l listing) { expectConnectReject(t, connectD, smtpConnect, ip, l) },
+			func(t *testing.T, ip, decision string) { expectAccepted(t, connectD, smtpConnect, ip, decision) })
 		t.Run("newly listed after rbldnsd reload rejected", func(t *testing.T) {
 			dns.list(t, "bl4", "bl.test", lateListIPv4, "127.0.0.2")
 			expectConnectReject(t, connectD, smtpConnect, lateListIPv4, blListing)
