@@ -1,0 +1,153 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"unicode"
+)
+
+// The user documentation, relative to this package's directory.
+var docPages = []string{"../../README.md", "../../cmd/milterbench/README.md"}
+
+func allDocPages(t *testing.T) []string {
+	t.Helper()
+	pages, err := filepath.Glob("../../docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pages) < 5 {
+		t.Fatalf("docs/ has %d pages, want at least 5: %v", len(pages), pages)
+	}
+	return append(pages, docPages...)
+}
+
+var (
+	markdownLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	codeSpan     = regexp.MustCompile("`[^`]*`")
+)
+
+// prose returns the lines of a markdown file outside fenced code blocks,
+// by line number.
+func prose(text string) map[int]string {
+	lines := map[int]string{}
+	fenced := false
+	for i, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "```") {
+			fenced = !fenced
+			continue
+		}
+		if !fenced {
+			lines[i+1] = line
+		}
+	}
+	return lines
+}
+
+// anchors returns the fragment GitHub gives each heading of a markdown file:
+// lower case, only letters, digits, '-' and '_' kept, spaces made '-', and
+// "-1", "-2", ... appended to repeats.
+func anchors(text string) map[string]bool {
+	ids := map[string]bool{}
+	seen := map[string]int{}
+	lines := prose(text)
+	for n := 1; n <= strings.Count(text, "\n")+1; n++ {
+		line, ok := lines[n]
+		if !ok || !strings.HasPrefix(line, "#") {
+			continue
+		}
+		heading := strings.TrimSpace(strings.TrimLeft(line, "#"))
+		var id strings.Builder
+		for _, r := range strings.ToLower(heading) {
+			switch {
+			case r == ' ':
+				id.WriteRune('-')
+			case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+				id.WriteRune(r)
+			}
+		}
+		slug := id.String()
+		if n := seen[slug]; n > 0 {
+			ids[slug+"-"+strconv.Itoa(n)] = true
+		} else {
+			ids[slug] = true
+		}
+		seen[slug]++
+	}
+	return ids
+}
+
+// Every relative link in the README and the docs pages names a file or
+// directory that exists, and every #fragment a heading of the page it points
+// to, so that moving text between pages cannot leave a dead link behind.
+func TestDocsRelativeLinksResolve(t *testing.T) {
+	for _, page := range allDocPages(t) {
+		raw, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := strings.TrimPrefix(page, "../../")
+		for n, line := range prose(string(raw)) {
+			for _, m := range markdownLink.FindAllStringSubmatch(codeSpan.ReplaceAllString(line, ""), -1) {
+				target := m[1]
+				if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+					continue
+				}
+				file, fragment, _ := strings.Cut(target, "#")
+				path := page
+				if file != "" {
+					path = filepath.Join(filepath.Dir(page), file)
+					if _, err := os.Stat(path); err != nil {
+						t.Errorf("%s: line %d: link %q: %s does not exist", name, n+1, target, strings.TrimPrefix(path, "../../"))
+						continue
+					}
+				}
+				if fragment == "" || !strings.HasSuffix(path, ".md") {
+					continue
+				}
+				linked, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !anchors(string(linked))[fragment] {
+					t.Errorf("%s: line %d: link %q: %s has no heading #%s", name, n+1, target, strings.TrimPrefix(path, "../../"), fragment)
+				}
+			}
+		}
+	}
+}
+
+// Every docs page starts, after its title, with what the reader can do with
+// it: a paragraph of prose, not a table, list or code block.
+func TestDocsPagesStartWithWhatTheyAreFor(t *testing.T) {
+	for _, page := range allDocPages(t) {
+		raw, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		title, rest, _ := strings.Cut(string(raw), "\n")
+		first := strings.TrimSpace(rest)
+		if !strings.HasPrefix(title, "# ") || first == "" || strings.ContainsAny(first[:1], "#|`-*>") {
+			t.Errorf("%s: want a '# ' title followed by a paragraph saying what the page is for, got %q / %.40q", strings.TrimPrefix(page, "../../"), title, first)
+		}
+	}
+}
+
+// The README's example configuration is accepted by the parser the daemon uses.
+func TestReadmeExampleConfigParses(t *testing.T) {
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(raw), "\n```toml\n")
+	if !ok {
+		t.Fatal("README.md has no ```toml example configuration")
+	}
+	example, _, _ := strings.Cut(rest, "\n```")
+	if _, err := parseConfig([]byte(example), testParseEnv()); err != nil {
+		t.Errorf("README.md's example configuration:\n%s\nis refused:\n%v", example, err)
+	}
+}
