@@ -131,7 +131,8 @@ func readDashboard(t *testing.T) []string {
 // a series (a listed and a clean client, an early decision, a cache hit,
 // a probe round) and checks that every metric the dashboard queries is in
 // its /metrics, so that renaming a metric breaks this test, not the
-// dashboard.
+// dashboard; and that every exported metric is on the dashboard and in the
+// metrics table of docs/operations.md.
 func TestGrafanaDashboardMetricsExist(t *testing.T) {
 	used := readDashboard(t)
 	if len(used) < 15 {
@@ -203,5 +204,21 @@ listen = "127.0.0.1:0"
 			continue
 		}
 		t.Errorf("%s is exported but not on the dashboard", name)
+	}
+	// And every rblmilter metric has a row in the metrics reference.
+	const doc = "docs/operations.md"
+	reference, err := os.ReadFile("../../" + doc)
+	if err != nil {
+		t.Fatalf("%s, the metrics reference: %v", doc, err)
+	}
+	undocumented := map[string]bool{}
+	for name := range exposed {
+		base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_sum"), "_count")
+		if strings.HasPrefix(name, "rblmilter_") && !strings.Contains(string(reference), "\n| `"+base+"` |") {
+			undocumented[base] = true
+		}
+	}
+	for name := range undocumented {
+		t.Errorf("%s is exported but %s's metrics table has no \"| `%s` |\" row", name, doc, name)
 	}
 }
