@@ -292,7 +292,7 @@ func timingRow(name string, engine, wall, timers []time.Duration) string {
 }
 
 // writeTimingReport writes the decision times to the file named by
-// RBL_FAULT_REPORT, for the README.
+// RBL_FAULT_REPORT, for docs/testing.md.
 func writeTimingReport(t *testing.T, rows []string) {
 	path := os.Getenv("RBL_FAULT_REPORT")
 	if path == "" {

@@ -20,7 +20,7 @@
 #   - open file descriptors return to their idle value;
 #   - resident memory after the measured phase is within 20% (+8 MiB) of what it was
 #     after the warm-up: memory does not grow with the number of sessions.
-# Exit status 1 if any check failed. The summary at the end is what the README reports.
+# Exit status 1 if any check failed. The summary at the end is what docs/performance.md reports.
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
