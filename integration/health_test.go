@@ -143,7 +143,7 @@ func TestHealthWithRbldnsd(t *testing.T) {
 	for _, want := range []string{
 		`rblmilter_list_health_state{list="err.test",state="unhealthy"} 1`,
 		`rblmilter_list_health_state{list="Aggregate List",state="unhealthy"} 1`,
-		`rblmilter_lookups_total{list="Aggregate List",outcome="disabled"} 1`,
+		`rblmilter_lookups_total{check="ip",list="Aggregate List",outcome="disabled"} 1`,
 		`rblmilter_decisions_total{action="reject",result="accept",stage="connect"} 2`,
 	} {
 		if !strings.Contains(body, want) {

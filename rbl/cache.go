@@ -3,6 +3,7 @@ package rbl
 import (
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -16,7 +17,8 @@ import (
 // MinTTL 60s, MaxTTL 1h, ErrorTTL 0 meaning errors are not cached).
 type CacheConfig struct {
 	// Size bounds the number of cached answers. IPv4 answers, IPv6
-	// answers and TXT records are each bounded by Size on their own.
+	// answers, name answers (domain lists) and TXT records are each
+	// bounded by Size on their own.
 	Size int
 	// MinTTL and MaxTTL clamp the TTL of positive answers and the RFC 2308
 	// negative TTL of NXDOMAIN/NODATA answers.
@@ -47,6 +49,12 @@ type Cache struct {
 	v4  *lru.Cache[key4, cacheEntry]
 	v6  *lru.Cache[key6, cacheEntry]
 	txt *lru.Cache[key6, txtEntry]
+	// Domain lists' answers are keyed by a hash of the name (see
+	// nameKey), so that each costs what an IPv6 answer does whatever the
+	// name's length.
+	names    *lru.Cache[keyName, cacheEntry]
+	nameTXT  *lru.Cache[keyName, txtEntry]
+	nameSeed [2]maphash.Seed
 
 	zonesMu sync.Mutex
 	zones   map[string]uint32
@@ -62,6 +70,15 @@ type key4 struct {
 type key6 struct {
 	zone uint32
 	ip   [16]byte
+}
+
+// keyName is a name's key: 128 bits of two keyed hashes of it. The seeds
+// are random for each Cache and never leave the process, so no client can
+// choose a name that collides with another, and by chance two names among
+// billions collide with a probability below one in 10^20.
+type keyName struct {
+	zone uint32
+	sum  [16]byte
 }
 
 // cacheEntry is one cached answer, 16 bytes. Codes are interned: the same
@@ -94,7 +111,7 @@ const (
 // CacheStats are the cache's counters since it was created.
 type CacheStats struct {
 	Hits, Misses, Evictions uint64
-	// Entries is the number of answers held now (IPv4 and IPv6).
+	// Entries is the number of answers held now (IPv4, IPv6 and names).
 	Entries int
 }
 
@@ -118,7 +135,8 @@ func NewCache(cfg CacheConfig, now func() time.Time) (*Cache, error) {
 	if now == nil {
 		now = time.Now
 	}
-	c := &Cache{cfg: cfg, now: now, epoch: now(), zones: make(map[string]uint32)}
+	c := &Cache{cfg: cfg, now: now, epoch: now(), zones: make(map[string]uint32),
+		nameSeed: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
 	var err error
 	if c.v4, err = lru.New[key4, cacheEntry](cfg.Size); err != nil {
 		return nil, err
@@ -127,6 +145,12 @@ func NewCache(cfg CacheConfig, now func() time.Time) (*Cache, error) {
 		return nil, err
 	}
 	if c.txt, err = lru.New[key6, txtEntry](cfg.Size); err != nil {
+		return nil, err
+	}
+	if c.names, err = lru.New[keyName, cacheEntry](cfg.Size); err != nil {
+		return nil, err
+	}
+	if c.nameTXT, err = lru.New[keyName, txtEntry](cfg.Size); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -141,18 +165,20 @@ func (c *Cache) Stats() CacheStats {
 		Hits:      c.hits.Load(),
 		Misses:    c.misses.Load(),
 		Evictions: c.evictions.Load(),
-		Entries:   c.v4.Len() + c.v6.Len(),
+		Entries:   c.Len(),
 	}
 }
 
 // Len returns the number of cached answers.
-func (c *Cache) Len() int { return c.v4.Len() + c.v6.Len() }
+func (c *Cache) Len() int { return c.v4.Len() + c.v6.Len() + c.names.Len() }
 
 // Purge drops every entry.
 func (c *Cache) Purge() {
 	c.v4.Purge()
 	c.v6.Purge()
 	c.txt.Purge()
+	c.names.Purge()
+	c.nameTXT.Purge()
 }
 
 // zoneID interns a query zone name (lower case). IDs are never reused, so a
@@ -196,8 +222,9 @@ func (c *Cache) get(zone uint32, ip netip.Addr, now uint32) (cacheEntry, bool) {
 	return e, true
 }
 
-// put stores an answer for as long as its kind and TTL allow.
-func (c *Cache) put(zone uint32, ip netip.Addr, a *answer) {
+// entryOf makes the cache entry of an answer, which lives for as long as
+// its kind and TTL allow; false when that is not at all.
+func (c *Cache) entryOf(a *answer) (cacheEntry, bool) {
 	var ttl time.Duration
 	switch a.kind {
 	case answerError, answerTimeout:
@@ -207,11 +234,20 @@ func (c *Cache) put(zone uint32, ip netip.Addr, a *answer) {
 	}
 	secs := uint32(ttl / time.Second)
 	if secs == 0 {
-		return
+		return cacheEntry{}, false
 	}
 	e := cacheEntry{expires: c.clock() + secs, kind: a.kind}
 	if len(a.codes) > 0 {
 		e.codes = unique.Make(a.codes)
+	}
+	return e, true
+}
+
+// put stores an answer for as long as its kind and TTL allow.
+func (c *Cache) put(zone uint32, ip netip.Addr, a *answer) {
+	e, ok := c.entryOf(a)
+	if !ok {
+		return
 	}
 	ip = ip.Unmap()
 	var evicted bool
@@ -234,8 +270,61 @@ func (c *Cache) getTXT(zone uint32, ip netip.Addr) (string, bool) {
 }
 
 func (c *Cache) putTXT(zone uint32, ip netip.Addr, txt string, ttl time.Duration) {
+	c.txt.Add(key6{zone, ip.Unmap().As16()}, c.txtEntryOf(txt, ttl))
+}
+
+func (c *Cache) txtEntryOf(txt string, ttl time.Duration) txtEntry {
 	ttl = min(max(ttl, c.cfg.MinTTL), c.cfg.MaxTTL)
-	c.txt.Add(key6{zone, ip.Unmap().As16()}, txtEntry{txt: txt, expires: c.clock() + uint32(ttl/time.Second)})
+	return txtEntry{txt: txt, expires: c.clock() + uint32(ttl/time.Second)}
+}
+
+// nameKey is the key of a normalized name in zone.
+func (c *Cache) nameKey(zone uint32, name string) keyName {
+	k := keyName{zone: zone}
+	h1, h2 := maphash.String(c.nameSeed[0], name), maphash.String(c.nameSeed[1], name)
+	for i := range 8 {
+		k.sum[i], k.sum[8+i] = byte(h1>>(8*i)), byte(h2>>(8*i))
+	}
+	return k
+}
+
+// getName is get for a domain list's name; now is c.clock().
+func (c *Cache) getName(k keyName, now uint32) (cacheEntry, bool) {
+	e, ok := c.names.Get(k)
+	if !ok || e.expires <= now {
+		c.misses.Add(1)
+		return cacheEntry{}, false
+	}
+	c.hits.Add(1)
+	return e, true
+}
+
+// peekName is peek for a name.
+func (c *Cache) peekName(k keyName) (cacheEntry, bool) {
+	e, ok := c.names.Peek(k)
+	if !ok || e.expires <= c.clock() {
+		return cacheEntry{}, false
+	}
+	return e, true
+}
+
+// putName is put for a name.
+func (c *Cache) putName(k keyName, a *answer) {
+	if e, ok := c.entryOf(a); ok && c.names.Add(k, e) {
+		c.evictions.Add(1)
+	}
+}
+
+func (c *Cache) getNameTXT(k keyName) (string, bool) {
+	e, ok := c.nameTXT.Get(k)
+	if !ok || e.expires <= c.clock() {
+		return "", false
+	}
+	return e.txt, true
+}
+
+func (c *Cache) putNameTXT(k keyName, txt string, ttl time.Duration) {
+	c.nameTXT.Add(k, c.txtEntryOf(txt, ttl))
 }
 
 // answer turns a cache entry back into an answer.

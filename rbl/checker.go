@@ -73,8 +73,9 @@ type Health interface {
 	Observe(list *List, r Result)
 }
 
-// Checker scores client addresses against the configured lists. It is safe
-// for concurrent use.
+// Checker scores clients against the configured lists: their addresses
+// (IP lists) and the names they show (domain lists). It is safe for
+// concurrent use.
 type Checker struct {
 	cfg      Config
 	resolver Resolver
@@ -84,9 +85,12 @@ type Checker struct {
 	obs      Observer
 	health   Health
 
-	groups []group
+	// groups are the IP lists' query zones, dgroups the domain lists'.
+	groups, dgroups []group
 	// entries run parallel to cfg.Lists.
 	entries []entry
+	// checks are what the lists are asked about.
+	checks CheckSet
 
 	// bg is the parent of every DNS query: queries outlive the Check that
 	// started them (to fill the cache after an early decision) but not the
@@ -100,8 +104,8 @@ type Checker struct {
 	wg     sync.WaitGroup
 }
 
-// group is every list entry that shares one query zone, and so one DNS
-// query per client.
+// group is every list entry of one type that shares one query zone, and
+// so one DNS query per client address or name.
 type group struct {
 	// zone is the query zone in lower case, key included: a secret.
 	zone   string
@@ -112,10 +116,14 @@ type group struct {
 	name    string
 	lists   []int
 	timeout time.Duration
+	// checks are what the group's (domain) entries are asked about.
+	checks CheckSet
 }
 
 type entry struct {
-	group int
+	// group indexes Checker.groups, or Checker.dgroups for a domain list.
+	group  int
+	domain bool
 	// bit is the entry's bit in its group's activity mask.
 	bit    uint64
 	lo, hi int
@@ -128,9 +136,10 @@ const maxGroupLists = 64
 // NewChecker validates cfg, applies defaults and returns a Checker.
 //
 // Defaults: Threshold 1, Timeout DefaultTimeout, a list's Name is its Zone
-// and its Timeout is Config.Timeout, and a list with both IPv4 and IPv6 off
-// is on for both (the zero List is usable). A list's Weight is taken as
-// given: 0 counts nothing.
+// and its Timeout is Config.Timeout, an IP list with both IPv4 and IPv6 off
+// is on for both (the zero List is usable), and a domain list without
+// Checks has DefaultDomainChecks. A list's Weight is taken as given: 0
+// counts nothing.
 func NewChecker(cfg Config, opts Options) (*Checker, error) {
 	if opts.Resolver == nil {
 		return nil, errors.New("rbl: no resolver")
@@ -167,32 +176,43 @@ func NewChecker(cfg Config, opts Options) (*Checker, error) {
 	lists := make([]List, len(cfg.Lists))
 	copy(lists, cfg.Lists)
 	cfg.Lists = lists
-	byZone := make(map[string]int)
+	type zoneOf struct {
+		domain bool
+		zone   string
+	}
+	byZone := make(map[zoneOf]int)
 	for i := range cfg.Lists {
 		l := &cfg.Lists[i]
 		if err := normalizeList(l, cfg.Timeout); err != nil {
 			return nil, fmt.Errorf("rbl: list %d (%s): %w", i+1, l, err)
 		}
 		l.Filters = append([]Filter(nil), l.Filters...)
+		domain := l.Type == DomainList
+		groups := &c.groups
+		if domain {
+			groups = &c.dgroups
+		}
 		qzone := strings.ToLower(l.queryZone())
-		gi, ok := byZone[qzone]
+		gi, ok := byZone[zoneOf{domain, qzone}]
 		if !ok {
-			gi = len(c.groups)
-			byZone[qzone] = gi
+			gi = len(*groups)
+			byZone[zoneOf{domain, qzone}] = gi
 			g := group{zone: qzone, name: l.String(), key: l.Key}
 			if c.cache != nil {
 				g.zoneID = c.cache.zoneID(qzone)
 			}
-			c.groups = append(c.groups, g)
+			*groups = append(*groups, g)
 		}
-		g := &c.groups[gi]
+		g := &(*groups)[gi]
 		if len(g.lists) == maxGroupLists {
 			return nil, fmt.Errorf("rbl: list %d (%s): more than %d entries share one zone", i+1, l, maxGroupLists)
 		}
 		lo, hi := l.weightRange()
-		c.entries = append(c.entries, entry{group: gi, bit: 1 << len(g.lists), lo: lo, hi: hi})
+		c.entries = append(c.entries, entry{group: gi, domain: domain, bit: 1 << len(g.lists), lo: lo, hi: hi})
 		g.lists = append(g.lists, i)
 		g.timeout = max(g.timeout, l.Timeout)
+		g.checks |= l.Checks
+		c.checks |= l.Checks
 	}
 	c.cfg = cfg
 	c.bg, c.cancelBg = context.WithCancel(context.Background())
@@ -239,13 +259,54 @@ func normalizeList(l *List, timeout time.Duration) error {
 	if l.Timeout == 0 {
 		l.Timeout = timeout
 	}
-	if !l.IPv4 && !l.IPv6 {
-		l.IPv4, l.IPv6 = true, true
-	}
 	if l.OnError != FailIgnore && l.OnError != FailTempfail {
 		return fmt.Errorf("unknown failure policy %d", l.OnError)
 	}
-	return nil
+	switch l.Type {
+	case IPList:
+		if l.Checks&^Checks(CheckIP) != 0 {
+			return fmt.Errorf("checks %s: an IP list is asked about the client's address only", l.Checks&^Checks(CheckIP))
+		}
+		l.Checks = Checks(CheckIP)
+		if !l.IPv4 && !l.IPv6 {
+			l.IPv4, l.IPv6 = true, true
+		}
+	case DomainList:
+		if l.Checks == 0 {
+			l.Checks = DefaultDomainChecks
+		}
+		if l.Checks&^nameChecks != 0 {
+			return errors.New("checks: a domain list is asked about names (client, reverse_client, helo, sender), not the address")
+		}
+		l.IPv4, l.IPv6 = false, false
+	default:
+		return fmt.Errorf("unknown list type %d", l.Type)
+	}
+	return l.CheckForgeable()
+}
+
+// CheckForgeable returns an error when the list would let a client
+// allowlist itself: a negative weight (of the list or of one of its
+// filters) on a check whose name the client chooses (helo, sender,
+// reverse_client). Config loaders use it to name the list themselves.
+func (l *List) CheckForgeable() error {
+	forged := l.Checks.forgeable()
+	if forged == 0 {
+		return nil
+	}
+	w := l.Weight
+	if w >= 0 {
+		for i := range l.Filters {
+			if l.Filters[i].HasWeight && l.Filters[i].Weight < 0 {
+				w = l.Filters[i].Weight
+				break
+			}
+		}
+	}
+	if w >= 0 {
+		return nil
+	}
+	return fmt.Errorf("negative weight %d on checks %s: a client can claim any HELO name, sender domain or PTR name, so it could allowlist itself; a domain allowlist may only check \"client\" (the verified client name)", w, forged)
 }
 
 // Config returns the effective configuration (defaults applied).
@@ -271,137 +332,27 @@ func (c *Checker) Close() {
 
 var errClosed = errors.New("checker is closed")
 
-// groupResult is what a background group lookup hands back to Check.
+// groupResult is what a background group lookup hands back to a session.
 type groupResult struct {
 	group   int
 	active  uint64
 	results []Result
 }
 
-// Check looks ip up on every list in parallel and returns the verdict. It
-// returns as soon as no pending answer can change the decision (Early);
-// the lookups left behind go on in the background to fill the cache. When
-// ctx ends first, the lists still pending end in Timeout and their failure
-// policy decides. Results are in configuration order.
+// Check looks ip up on every IP list in parallel and returns the verdict:
+// a Session that asks no names (domain lists end in NoName). It returns as
+// soon as no pending answer can change the decision (Early); the lookups
+// left behind go on in the background to fill the cache. When ctx ends
+// first, the lists still pending end in Timeout and their failure policy
+// decides. Results are in configuration order.
 func (c *Checker) Check(ctx context.Context, ip netip.Addr) Verdict {
-	start := c.now()
-	v := Verdict{IP: ip, Results: make([]Result, len(c.cfg.Lists))}
-	is4 := ip.Unmap().Is4()
-
-	var cacheNow uint32
-	if c.cache != nil {
-		cacheNow = c.cache.clock()
-	}
-	var pendingMask []uint64 // per group: active entries waiting for DNS
-	var ch chan groupResult
-	async := 0
-	for gi := range c.groups {
-		g := &c.groups[gi]
-		var active uint64
-		for _, li := range g.lists {
-			l := &c.cfg.Lists[li]
-			r := &v.Results[li]
-			r.List = l
-			switch {
-			case !ip.IsValid():
-				r.Outcome = Error
-				r.Err = &LookupError{List: l.String(), msg: "invalid IP address"}
-			case is4 && !l.IPv4 || !is4 && !l.IPv6 || c.health != nil && !c.health.Enabled(l):
-				r.Outcome = Disabled
-			default:
-				active |= c.entries[li].bit
-				continue
-			}
-			if c.obs != nil {
-				c.obs.LookupDone(*r)
-			}
-		}
-		if active == 0 {
-			continue
-		}
-		var pre *answer
-		if c.cache != nil {
-			if e, ok := c.cache.get(g.zoneID, ip, cacheNow); ok {
-				a := e.answer()
-				if !c.needTXT(g, active, &a) {
-					c.apply(&v, g, active, &a)
-					continue
-				}
-				if txt, ok := c.cache.getTXT(g.zoneID, ip); ok {
-					a.txt = txt
-					c.apply(&v, g, active, &a)
-					continue
-				}
-				// A copy, so that a stays on the stack in the
-				// common case above.
-				pre = new(answer)
-				*pre = a
-			}
-		}
-		if ch == nil {
-			// Buffered for every group, so a lookup that ends after
-			// Check returned never blocks.
-			ch = make(chan groupResult, len(c.groups)-gi)
-			pendingMask = make([]uint64, len(c.groups))
-		}
-		if !c.spawn(gi, ip, active, pre, ch) {
-			a := answer{kind: answerError, err: errClosed}
-			c.apply(&v, g, active, &a)
-			continue
-		}
-		pendingMask[gi] = active
-		async++
-	}
-
-	decision, decided := c.decide(&v)
-	for async > 0 && !decided {
-		select {
-		case gr := <-ch:
-			async--
-			pendingMask[gr.group] = 0
-			g := &c.groups[gr.group]
-			for k, li := range g.lists {
-				if gr.active&c.entries[li].bit != 0 {
-					v.Results[li] = gr.results[k]
-				}
-			}
-		case <-ctx.Done():
-			c.expire(&v, pendingMask, ctx.Err())
-			async = 0
-		}
-		decision, decided = c.decide(&v)
-	}
-	v.Decision = decision
-	for i := range v.Results {
-		if v.Results[i].Outcome == Pending {
-			v.Early = true
-			break
-		}
-	}
-	v.Duration = c.now().Sub(start)
-	if c.obs != nil {
-		c.obs.VerdictDone(v)
-	}
-	return v
+	return c.Start(ip).Verdict(ctx, 0)
 }
 
-// apply records a group's answer, got without waiting (cache hit or closed
-// checker), in the verdict.
-func (c *Checker) apply(v *Verdict, g *group, active uint64, a *answer) {
-	for _, li := range g.lists {
-		if active&c.entries[li].bit == 0 {
-			continue
-		}
-		r := resultOf(&c.cfg.Lists[li], a)
-		if r.Outcome == Listed {
-			r.TXT = a.txt
-		}
-		v.Results[li] = r
-		if c.obs != nil {
-			c.obs.LookupDone(r)
-		}
-	}
-}
+// Checks reports what the lists are asked about: CheckIP when there are IP
+// lists, and the checks of the domain lists. An MTA glue asks only for the
+// SMTP stages these need.
+func (c *Checker) Checks() CheckSet { return c.checks }
 
 // needTXT reports whether the TXT record must be fetched for this answer:
 // only when asked for, and only when some active entry counts it as listed.
@@ -419,9 +370,8 @@ func (c *Checker) needTXT(g *group, active uint64, a *answer) bool {
 	return false
 }
 
-// spawn starts a background lookup of group gi, unless the Checker is
-// closed.
-func (c *Checker) spawn(gi int, ip netip.Addr, active uint64, pre *answer, ch chan<- groupResult) bool {
+// goLookup runs fn in the background, unless the Checker is closed.
+func (c *Checker) goLookup(fn func()) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -430,14 +380,14 @@ func (c *Checker) spawn(gi int, ip netip.Addr, active uint64, pre *answer, ch ch
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		ch <- c.lookupGroup(gi, ip, active, pre)
+		fn()
 	}()
 	return true
 }
 
-// lookupGroup resolves one group for one client, under the group's own
+// lookupGroup resolves one IP group for one client, under the group's own
 // timeout and the Checker's lifetime, never the caller's context: its
-// answer fills the cache even when Check has already returned.
+// answer fills the cache even when the session has moved on.
 func (c *Checker) lookupGroup(gi int, ip netip.Addr, active uint64, pre *answer) groupResult {
 	start := c.now()
 	g := &c.groups[gi]
@@ -469,15 +419,31 @@ func (c *Checker) lookupGroup(gi int, ip netip.Addr, active uint64, pre *answer)
 	return groupResult{group: gi, active: active, results: results}
 }
 
-// resolve asks DNS for a group's A records, sharing the query with every
-// concurrent Check of the same client.
+// resolve asks DNS for a group's A records about ip, sharing the query with
+// every concurrent session of the same client.
 func (c *Checker) resolve(g *group, ip netip.Addr) answer {
-	name := QueryName(ip, g.zone)
+	return c.query(g, QueryName(ip, g.zone),
+		func() (cacheEntry, bool) { return c.cache.peek(g.zoneID, ip) },
+		func(a *answer) { c.cache.put(g.zoneID, ip, a) })
+}
+
+// resolveTXT fetches the TXT record of a listed client.
+func (c *Checker) resolveTXT(g *group, ip netip.Addr) string {
+	return c.queryTXT(g, QueryName(ip, g.zone),
+		func() (string, bool) { return c.cache.getTXT(g.zoneID, ip) },
+		func(txt string, ttl time.Duration) { c.cache.putTXT(g.zoneID, ip, txt, ttl) })
+}
+
+// query asks DNS for the A records of name, a query name of group g, once
+// for every concurrent lookup of it. peek and put reach the name's place
+// in the cache; they are called only when there is a cache. Health hears
+// every fresh answer.
+func (c *Checker) query(g *group, name string, peek func() (cacheEntry, bool), put func(*answer)) answer {
 	v, _, _ := c.flights.Do(name, func() (any, error) {
 		// A flight that ended between our cache miss and now has
 		// filled the cache: use that rather than ask again.
 		if c.cache != nil {
-			if e, ok := c.cache.peek(g.zoneID, ip); ok {
+			if e, ok := peek(); ok {
 				a := e.answer()
 				return &a, nil
 			}
@@ -495,7 +461,7 @@ func (c *Checker) resolve(g *group, ip netip.Addr) answer {
 			return &a, nil
 		}
 		if c.cache != nil {
-			c.cache.put(g.zoneID, ip, &a)
+			put(&a)
 		}
 		if a.err != nil {
 			c.log.Debug("DNS lookup failed", "list", g.name, "err", newLookupError(&c.cfg.Lists[g.lists[0]], a.err, false).msg)
@@ -514,13 +480,13 @@ func (c *Checker) resolve(g *group, ip netip.Addr) answer {
 	return *v.(*answer)
 }
 
-// resolveTXT fetches the TXT record of a listed client; failures just leave
-// the text empty.
-func (c *Checker) resolveTXT(g *group, ip netip.Addr) string {
-	name := QueryName(ip, g.zone)
+// queryTXT fetches the TXT record of name, a query name of group g that is
+// listed; failures just leave the text empty. get and put reach its place
+// in the cache, as for query.
+func (c *Checker) queryTXT(g *group, name string, get func() (string, bool), put func(string, time.Duration)) string {
 	v, _, _ := c.flights.Do(name+" TXT", func() (any, error) {
 		if c.cache != nil {
-			if txt, ok := c.cache.getTXT(g.zoneID, ip); ok {
+			if txt, ok := get(); ok {
 				return txt, nil
 			}
 		}
@@ -536,77 +502,16 @@ func (c *Checker) resolveTXT(g *group, ip netip.Addr) string {
 			// for a TXT query that keeps failing, and the text only
 			// decorates the reply.
 			if c.cache != nil && c.bg.Err() == nil {
-				c.cache.putTXT(g.zoneID, ip, "", 0)
+				put("", 0)
 			}
 			return "", nil
 		}
 		txt, ttl := txtFromMsg(m)
 		txt = scrubKey(txt, g.key)
 		if c.cache != nil {
-			c.cache.putTXT(g.zoneID, ip, txt, ttl)
+			put(txt, ttl)
 		}
 		return txt, nil
 	})
 	return v.(string)
-}
-
-// expire ends every lookup still pending when the caller's context ended.
-func (c *Checker) expire(v *Verdict, pendingMask []uint64, err error) {
-	msg := "no answer before the check's deadline"
-	if !errors.Is(err, context.DeadlineExceeded) {
-		msg = "check cancelled before an answer"
-	}
-	for gi, mask := range pendingMask {
-		if mask == 0 {
-			continue
-		}
-		for _, li := range c.groups[gi].lists {
-			if mask&c.entries[li].bit != 0 {
-				l := &c.cfg.Lists[li]
-				v.Results[li] = Result{List: l, Outcome: Timeout, Err: &LookupError{List: l.String(), Timeout: true, msg: msg}}
-			}
-		}
-	}
-}
-
-// decide computes the score of the answers so far and whether the decision
-// is certain whatever the pending lists answer. Pending lists, and failed
-// lists whose policy is FailTempfail, may still add anything between their
-// least and greatest weight; the decision is certain when it is the same at
-// both ends. When nothing is pending and it is still uncertain, a failed
-// FailTempfail list could have changed it: Tempfail.
-func (c *Checker) decide(v *Verdict) (Decision, bool) {
-	score, lo, hi, pending := 0, 0, 0, false
-	for i := range v.Results {
-		r := &v.Results[i]
-		if r.List.Shadow {
-			continue
-		}
-		switch {
-		case r.Outcome == Pending:
-			lo += c.entries[i].lo
-			hi += c.entries[i].hi
-			pending = true
-		case r.Outcome.Failed() && r.List.OnError == FailTempfail:
-			lo += c.entries[i].lo
-			hi += c.entries[i].hi
-		default:
-			score += r.Weight
-		}
-	}
-	v.Score = score
-	lo += score
-	hi += score
-	threshold, allow := c.cfg.Threshold, c.cfg.AllowlistThreshold
-	switch {
-	case lo >= threshold:
-		return Reject, true
-	case allow < 0 && hi <= allow:
-		return Allowlisted, true
-	case hi < threshold && (allow == 0 || lo > allow):
-		return Accept, true
-	case !pending:
-		return Tempfail, true
-	}
-	return Accept, false
 }

@@ -13,10 +13,12 @@ var outcomeNames = [...]string{
 	Error:     "error",
 	Timeout:   "timeout",
 	Disabled:  "disabled",
+	NoName:    "no_name",
 }
 
 // String returns the metric/log name of the outcome: "pending",
-// "not_listed", "listed", "refused", "bogus", "error", "timeout", "disabled".
+// "not_listed", "listed", "refused", "bogus", "error", "timeout",
+// "disabled", "no_name".
 func (o Outcome) String() string {
 	if int(o) < len(outcomeNames) {
 		return outcomeNames[o]
@@ -53,10 +55,11 @@ func (p FailurePolicy) String() string {
 
 // isErrorCode reports whether an A record is a list operator's error code
 // rather than a listing: 127.255.255.0/24 (Spamhaus: typo, public or open
-// resolver, excessive queries), 127.0.1.255 (Spamhaus DBL asked about an IP)
-// and 127.0.0.255 (dnswl.org over quota).
+// resolver, excessive queries), 127.0.1.255 (Spamhaus DBL asked about an IP),
+// 127.0.2.255 (Spamhaus ZRD asked about an IP) and 127.0.0.255 (dnswl.org
+// over quota).
 func isErrorCode(code uint32) bool {
-	return code&0xffffff00 == 0x7fffff00 || code == 0x7f0001ff || code == 0x7f0000ff
+	return code&0xffffff00 == 0x7fffff00 || code == 0x7f0001ff || code == 0x7f0002ff || code == 0x7f0000ff
 }
 
 func inLoopback(code uint32) bool { return code>>24 == 127 }
@@ -74,6 +77,26 @@ func (c codeSet) at(i int) uint32 {
 
 func appendCode(dst []byte, code uint32) []byte {
 	return append(dst, byte(code>>24), byte(code>>16), byte(code>>8), byte(code))
+}
+
+// dedupe returns the codes without repeats, in their order: the answers of
+// several names may share codes.
+func (c codeSet) dedupe() codeSet {
+	if c.len() <= 1 {
+		return c
+	}
+	out := make([]byte, 0, len(c))
+	for i := range c.len() {
+		code := c.at(i)
+		seen := false
+		for j := 0; j < len(out); j += 4 {
+			seen = seen || codeSet(out[j:j+4]).at(0) == code
+		}
+		if !seen {
+			out = appendCode(out, code)
+		}
+	}
+	return codeSet(out)
 }
 
 // addrs returns the codes as addresses; nil when there are none.
@@ -149,6 +172,58 @@ func (l *List) classify(codes codeSet) (Outcome, int) {
 		weight += l.Weight
 	}
 	return Listed, weight
+}
+
+// rangeGiven returns the least and the greatest weight the list can add
+// once codes (the listed codes of the answers in so far, perhaps none) are
+// joined by the codes of answers still to come: the filters codes match
+// stay matched, the others may match or not. A domain list's names count
+// as the records of one answer, so this bounds it while some names are
+// pending.
+func (l *List) rangeGiven(codes codeSet) (lo, hi int) {
+	add := func(w int) {
+		if w < 0 {
+			lo += w
+		} else {
+			hi += w
+		}
+	}
+	if codes.len() == 0 {
+		return l.weightRange()
+	}
+	if len(l.Filters) == 0 {
+		return l.Weight, l.Weight
+	}
+	defaultMatched, defaultOpen := false, false
+	for fi := range l.Filters {
+		f := &l.Filters[fi]
+		matched := false
+		for i := range codes.len() {
+			if f.matcher.match(codes.at(i)) {
+				matched = true
+				break
+			}
+		}
+		switch {
+		case matched && f.HasWeight:
+			lo += f.Weight
+			hi += f.Weight
+		case matched:
+			defaultMatched = true
+		case f.HasWeight:
+			add(f.Weight)
+		default:
+			defaultOpen = true
+		}
+	}
+	switch {
+	case defaultMatched:
+		lo += l.Weight
+		hi += l.Weight
+	case defaultOpen:
+		add(l.Weight)
+	}
+	return lo, hi
 }
 
 // weightRange returns the least and the greatest weight the list can add:

@@ -83,9 +83,10 @@ func TestDecideBounds(t *testing.T) {
 				}
 			}
 		}
-		d, decided := c.decide(&v)
-		if decided != tt.decided || decided && d != tt.decision || v.Score != tt.score {
-			t.Errorf("%s: decide = %s, %v, score %d; want %s, %v, score %d", tt.name, d, decided, v.Score, tt.decision, tt.decided, tt.score)
+		s := &Session{c: c, v: v}
+		d, decided, _, score := s.decide(0)
+		if decided != tt.decided || decided && d != tt.decision || score != tt.score {
+			t.Errorf("%s: decide = %s, %v, score %d; want %s, %v, score %d", tt.name, d, decided, score, tt.decision, tt.decided, tt.score)
 		}
 		c.Close()
 	}

@@ -125,6 +125,8 @@ type MonitorConfig struct {
 // bounded by the zone's list timeout:
 //   - 127.0.0.2, which must be listed, and 127.0.0.1, which must not be
 //     (IPv4 lists); ::ffff:7f00:2 and ::ffff:7f00:1 likewise (IPv6 lists);
+//   - "test", which must be listed, and "invalid", which must not
+//     (domain lists, RFC 5782 §5);
 //   - a random address from each of 192.0.2.0/24, 198.51.100.0/24 and
 //     203.0.113.0/24 (IPv4) and 2001:db8::/32 (IPv6), documentation
 //     ranges no honest list lists (the canaries).
@@ -178,6 +180,8 @@ type zoneHealth struct {
 	v4, v6    bool
 	monitored bool
 	timeout   time.Duration
+	// domain: some entry is a domain list (RFC 5782 §2.3).
+	domain bool
 	// enabled is !unhealthy, read lock-free on every Check.
 	enabled atomic.Bool
 
@@ -271,7 +275,7 @@ func (m *Monitor) Configure(cfg MonitorConfig) error {
 				added = true
 			}
 			// Rebuilt from this config's entries; state and counters stay.
-			z.key, z.names, z.v4, z.v6, z.monitored, z.timeout = strings.ToLower(l.Key), nil, false, false, true, 0
+			z.key, z.names, z.v4, z.v6, z.domain, z.monitored, z.timeout = strings.ToLower(l.Key), nil, false, false, false, true, 0
 			byZone[qzone] = z
 			zones = append(zones, z)
 		}
@@ -279,11 +283,15 @@ func (m *Monitor) Configure(cfg MonitorConfig) error {
 		if !slices.Contains(z.names, name) {
 			z.names = append(z.names, name)
 		}
-		v4, v6 := l.IPv4, l.IPv6
-		if !v4 && !v6 {
-			v4, v6 = true, true
+		if l.Type == DomainList {
+			z.domain = true
+		} else {
+			v4, v6 := l.IPv4, l.IPv6
+			if !v4 && !v6 {
+				v4, v6 = true, true
+			}
+			z.v4, z.v6 = z.v4 || v4, z.v6 || v6
 		}
-		z.v4, z.v6 = z.v4 || v4, z.v6 || v6
 		// One entry opting out opts the zone out: they share one health,
 		// and an opt-out means the zone has no test entries.
 		z.monitored = z.monitored && l.Monitor
@@ -495,6 +503,12 @@ func (m *Monitor) plan(z *zoneHealth) []probe {
 			a[8+i] = byte(lo >> (8 * i))
 		}
 		add6(netip.AddrFrom16(a), false, true)
+	}
+	if z.domain {
+		// RFC 5782 §5: a domain list lists "test" and not "invalid".
+		ps = append(ps,
+			probe{addr: "test", name: "test." + z.qzone, listed: true, required: true},
+			probe{addr: "invalid", name: "invalid." + z.qzone})
 	}
 	return ps
 }

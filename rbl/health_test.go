@@ -322,7 +322,7 @@ func TestMonitorDisablesSickListsAndReenablesThem(t *testing.T) {
 			mustMetric(t, e.reg, 1, "rblmilter_list_health_state", "list", "bad.test", "state", "unhealthy")
 			mustMetric(t, e.reg, 0, "rblmilter_list_health_state", "list", "bad.test", "state", "healthy")
 			mustMetric(t, e.reg, 1, "rblmilter_list_health_transitions_total", "list", "bad.test", "state", "unhealthy")
-			mustMetric(t, e.reg, 4, "rblmilter_lookups_total", "list", "bad.test", "outcome", "disabled")
+			mustMetric(t, e.reg, 4, "rblmilter_lookups_total", "list", "bad.test", "check", "ip", "outcome", "disabled")
 			mustMetric(t, e.reg, 1, "rblmilter_list_health_state", "list", "good.test", "state", "healthy")
 
 			// The list recovers: the next round counts it again.

@@ -15,9 +15,9 @@ import (
 const maxCodesPerList = 32
 
 // Metrics is an Observer that exports the engine's work as Prometheus
-// metrics. Labels are bounded: list display names (never a key), outcome
-// and decision names, and listing codes inside 127.0.0.0/8; never a client
-// address. One Metrics serves every Checker of a process (pass it as
+// metrics. Labels are bounded: list display names (never a key), check,
+// outcome and decision names, and listing codes inside 127.0.0.0/8; never
+// a client address or name. One Metrics serves every Checker of a process (pass it as
 // Options.Observer across reloads).
 type Metrics struct {
 	queries     *prometheus.CounterVec
@@ -41,7 +41,9 @@ type Metrics struct {
 
 // listMetrics are one list's series.
 type listMetrics struct {
-	lookups    [Disabled + 1]prometheus.Counter
+	// lookups are by check and outcome, made on a check's first use: a
+	// list is asked about one check (IP lists) or a few.
+	lookups    [numChecks]*[NoName + 1]prometheus.Counter
 	lookupTime prometheus.Observer
 }
 
@@ -67,12 +69,12 @@ func NewMetrics(reg prometheus.Registerer, cache *Cache) (*Metrics, error) {
 		}, []string{"list", "type"}),
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rblmilter_lookups_total",
-			Help: "List lookups for clients, cached or not, by list and outcome (listed, not_listed, refused, bogus, error, timeout, disabled).",
-		}, []string{"list", "outcome"}),
+			Help: "List lookups for clients, cached or not, by list, check (ip, or the name asked: client, reverse_client, helo, sender) and outcome (listed, not_listed, refused, bogus, error, timeout, disabled). A domain list counts one lookup per name asked.",
+		}, []string{"list", "check", "outcome"}),
 		listed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rblmilter_listed_total",
-			Help: fmt.Sprintf("Listed answers by list and A record (127.0.0.0/8 code; at most %d codes per list, then \"other\").", maxCodesPerList),
-		}, []string{"list", "code"}),
+			Help: fmt.Sprintf("Listed answers by list, check and A record (127.0.0.0/8 code; at most %d codes per list, then \"other\").", maxCodesPerList),
+		}, []string{"list", "check", "code"}),
 		lookupTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "rblmilter_lookup_duration_seconds",
 			Help:    "Duration of list lookups that asked DNS (cache hits are not observed), by list.",
@@ -118,13 +120,13 @@ func (m *Metrics) LookupDone(r Result) {
 		return
 	}
 	name := r.List.String()
-	lm := m.list(name)
-	if int(r.Outcome) < len(lm.lookups) {
-		lm.lookups[r.Outcome].Inc()
+	lm, byOutcome := m.list(name, r.Check)
+	if int(r.Outcome) < len(byOutcome) && byOutcome[r.Outcome] != nil {
+		byOutcome[r.Outcome].Inc()
 	}
 	if r.Outcome == Listed {
 		for _, c := range r.Codes {
-			m.listed.WithLabelValues(name, m.codeLabel(name, c)).Inc()
+			m.listed.WithLabelValues(name, r.Check.String(), m.codeLabel(name, c)).Inc()
 		}
 	}
 	// Cached answers and lists not asked took no DNS time.
@@ -133,28 +135,40 @@ func (m *Metrics) LookupDone(r Result) {
 	}
 }
 
-// list returns the series of the list named name, creating them on first
-// use. Names come from the configuration, so the map stays small.
-func (m *Metrics) list(name string) *listMetrics {
+// list returns the series of the list named name, and its lookup counters
+// for check, creating them on first use. Names come from the
+// configuration, so the map stays small.
+func (m *Metrics) list(name string, check Check) (*listMetrics, *[NoName + 1]prometheus.Counter) {
+	if check >= numChecks {
+		check = CheckIP
+	}
 	m.perListMu.RLock()
 	lm := m.perList[name]
-	m.perListMu.RUnlock()
+	var byOutcome *[NoName + 1]prometheus.Counter
 	if lm != nil {
-		return lm
+		byOutcome = lm.lookups[check]
+	}
+	m.perListMu.RUnlock()
+	if byOutcome != nil {
+		return lm, byOutcome
 	}
 	m.perListMu.Lock()
 	defer m.perListMu.Unlock()
-	if lm = m.perList[name]; lm != nil {
-		return lm
+	if lm = m.perList[name]; lm == nil {
+		lm = &listMetrics{lookupTime: m.lookupTime.WithLabelValues(name)}
+		m.perList[name] = lm
 	}
-	lm = &listMetrics{lookupTime: m.lookupTime.WithLabelValues(name)}
-	for o := range lm.lookups {
-		if Outcome(o) != Pending {
-			lm.lookups[o] = m.lookups.WithLabelValues(name, Outcome(o).String())
+	if byOutcome = lm.lookups[check]; byOutcome == nil {
+		byOutcome = new([NoName + 1]prometheus.Counter)
+		for o := range byOutcome {
+			// Pending is never an end, and NoName is never a lookup.
+			if Outcome(o) != Pending && Outcome(o) != NoName {
+				byOutcome[o] = m.lookups.WithLabelValues(name, check.String(), Outcome(o).String())
+			}
 		}
+		lm.lookups[check] = byOutcome
 	}
-	m.perList[name] = lm
-	return lm
+	return lm, byOutcome
 }
 
 // codeLabel bounds the code label: only codes inside 127.0.0.0/8 (Listed

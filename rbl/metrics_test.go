@@ -47,11 +47,11 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("%s %v", v.Decision, outcomes(v))
 	}
 
-	mustMetric(t, reg, 2, "rblmilter_lookups_total", "list", "ZEN", "outcome", "listed")
-	mustMetric(t, reg, 1, "rblmilter_lookups_total", "list", "ZEN", "outcome", "refused")
-	mustMetric(t, reg, 2, "rblmilter_listed_total", "list", "ZEN", "code", "127.0.0.2")
-	mustMetric(t, reg, 2, "rblmilter_listed_total", "list", "ZEN", "code", "127.0.0.4")
-	if _, ok := metric(t, reg, "rblmilter_listed_total", "list", "ZEN", "code", "127.255.255.254"); ok {
+	mustMetric(t, reg, 2, "rblmilter_lookups_total", "list", "ZEN", "check", "ip", "outcome", "listed")
+	mustMetric(t, reg, 1, "rblmilter_lookups_total", "list", "ZEN", "check", "ip", "outcome", "refused")
+	mustMetric(t, reg, 2, "rblmilter_listed_total", "list", "ZEN", "check", "ip", "code", "127.0.0.2")
+	mustMetric(t, reg, 2, "rblmilter_listed_total", "list", "ZEN", "check", "ip", "code", "127.0.0.4")
+	if _, ok := metric(t, reg, "rblmilter_listed_total", "list", "ZEN", "check", "ip", "code", "127.255.255.254"); ok {
 		t.Error("an error code is counted as a listing code")
 	}
 	mustMetric(t, reg, 1, "rblmilter_dns_queries_total", "list", "ZEN", "type", "TXT")
@@ -98,8 +98,8 @@ func TestMetricsCodeLabelIsBounded(t *testing.T) {
 	if n := testutil.CollectAndCount(reg, "rblmilter_listed_total"); n != 33 {
 		t.Errorf("%d code series, want 32 and other", n)
 	}
-	mustMetric(t, reg, 2, "rblmilter_listed_total", "list", "wl.test", "code", "127.0.31.2")
-	mustMetric(t, reg, 2*8+1, "rblmilter_listed_total", "list", "wl.test", "code", "other")
+	mustMetric(t, reg, 2, "rblmilter_listed_total", "list", "wl.test", "check", "ip", "code", "127.0.31.2")
+	mustMetric(t, reg, 2*8+1, "rblmilter_listed_total", "list", "wl.test", "check", "ip", "code", "other")
 }
 
 func TestNewMetricsNeedsRegisterer(t *testing.T) {

@@ -168,8 +168,8 @@ func (l List) GoString() string {
 			name = "[name quotes the key]"
 		}
 	}
-	return fmt.Sprintf("rbl.List{Zone: %q, Name: %q, Key: %q, Weight: %d, Filters: %v, Timeout: %s, IPv4: %v, IPv6: %v, OnError: %s, Shadow: %v, Monitor: %v}",
-		l.Zone, name, key, l.Weight, l.Filters, l.Timeout, l.IPv4, l.IPv6, l.OnError, l.Shadow, l.Monitor)
+	return fmt.Sprintf("rbl.List{Zone: %q, Type: %s, Checks: %q, Name: %q, Key: %q, Weight: %d, Filters: %v, Timeout: %s, IPv4: %v, IPv6: %v, OnError: %s, Shadow: %v, Monitor: %v}",
+		l.Zone, l.Type, l.Checks, name, key, l.Weight, l.Filters, l.Timeout, l.IPv4, l.IPv6, l.OnError, l.Shadow, l.Monitor)
 }
 
 // queryZone is the zone actually asked: the key label, if any, then the

@@ -35,6 +35,9 @@ const (
 	// Disabled means the list was not asked: it is marked unhealthy, or
 	// the address family is switched off for it.
 	Disabled
+	// NoName means a domain list was not asked: the client has shown none
+	// of the names it checks, or none that can be asked.
+	NoName
 )
 
 // FailurePolicy says what a DNS failure (Error, Timeout) of a list does to
@@ -67,10 +70,17 @@ const (
 
 // List is one list entry: a DNS zone plus how its answers are scored. The
 // same zone may appear in several entries with different filters (as in
-// postscreen_dnsbl_sites); they share one DNS query per client.
+// postscreen_dnsbl_sites); they share one DNS query per client and name.
 type List struct {
 	// Zone is the DNS zone queried, without the key (e.g. zen.spamhaus.org).
 	Zone string
+	// Type says whether the list is asked about the client's address (the
+	// zero value, IPList) or its names (DomainList).
+	Type ListType
+	// Checks are the names a domain list is asked about; 0 means
+	// DefaultDomainChecks. An IP list is asked about the address only
+	// (CheckIP). A negative weight on a forgeable check is refused.
+	Checks CheckSet
 	// Name is what replies, logs and errors show. Defaults to Zone.
 	Name string
 	// Key is a DQS-style access key prepended as a label to every query.
@@ -78,7 +88,9 @@ type List struct {
 	// errors and JSON all leave it out).
 	Key string `json:"-"`
 	// Weight is added once when any filter without its own weight matches
-	// (or, with no filters, when the answer is a listing at all).
+	// (or, with no filters, when the answer is a listing at all). A domain
+	// list adds it once however many of its names are listed: the answers
+	// for all of them count as the A records of one answer.
 	Weight int
 	// Filters select which 127.0.0.0/8 answers count. Empty means every
 	// answer that is not an error code counts. A filter with its own
@@ -90,7 +102,8 @@ type List struct {
 	// their timeouts. The lookup runs on in the background after an early
 	// decision, still bounded by Timeout.
 	Timeout time.Duration
-	// IPv4 and IPv6 switch the list on for each address family.
+	// IPv4 and IPv6 switch an IP list on for each address family. Domain
+	// lists are asked whatever the client's family, and have both false.
 	IPv4, IPv6 bool
 	// OnError is the failure policy.
 	OnError FailurePolicy
@@ -151,6 +164,13 @@ type Result struct {
 	// Err describes Error/Timeout outcomes; it never contains the key.
 	// errors.Is(Err, ErrTimeout) holds for timeouts.
 	Err error
+	// Check is what the result is about: CheckIP for an IP list; for a
+	// domain list the check whose name was listed (the first in the order
+	// of the Check constants), else the first one asked.
+	Check Check
+	// Name is the name asked of a domain list that Check refers to (the
+	// listed one when Listed), normalized; empty for IP lists.
+	Name string
 }
 
 // Verdict is the answer for one client address. A listing is a value here,
@@ -165,6 +185,11 @@ type Verdict struct {
 	// Early is true when the decision was taken before every list answered
 	// (some Results are Pending).
 	Early bool
+	// Settled is true when nothing can change Decision: neither the
+	// lookups still pending nor the names of the checks the caller said
+	// are still to come. Check's verdicts are always settled; an unsettled
+	// Session verdict's Decision is only the score's so far.
+	Settled bool
 	// Results has one entry per configured list, in configuration order.
 	Results []Result
 	// Duration is the time Check took.

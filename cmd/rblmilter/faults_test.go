@@ -142,7 +142,7 @@ func TestDaemonUnderDNSFaults(t *testing.T) {
 	// Lookups cut short by the timeout are counted when they end.
 	deadline := time.Now().Add(waitTimeout)
 	for outcome, n := range want {
-		series := fmt.Sprintf(`rblmilter_lookups_total{list=%q,outcome=%q}`, testZone, outcome)
+		series := fmt.Sprintf(`rblmilter_lookups_total{check="ip",list=%q,outcome=%q}`, testZone, outcome)
 		for {
 			_, page := httpGet(t, metrics+"/metrics")
 			got := metricValue(page, series)

@@ -160,7 +160,7 @@ func TestDaemonListHealth(t *testing.T) {
 	for _, want := range []string{
 		`rblmilter_list_health_state{list="sick.test",state="unhealthy"} 1`,
 		`rblmilter_list_health_state{list="bl.test",state="healthy"} 1`,
-		`rblmilter_lookups_total{list="sick.test",outcome="disabled"} 2`,
+		`rblmilter_lookups_total{check="ip",list="sick.test",outcome="disabled"} 2`,
 		`rblmilter_list_health_transitions_total{list="sick.test",state="unhealthy"} 1`,
 	} {
 		if !strings.Contains(scrape, want) {
