@@ -440,11 +440,10 @@ func lists(root *table, timeout time.Duration) []rbl.List {
 		if t.enum("on_error", "ignore", "ignore", "tempfail") == "tempfail" {
 			l.OnError = rbl.FailTempfail
 		}
-		l.IPv4 = t.boolean("ipv4", true)
-		l.IPv6 = t.boolean("ipv6", true)
-		if !l.IPv4 && !l.IPv6 {
-			t.p.addf(t.path, "ipv4 and ipv6 are both false, so the list would never be asked")
+		if t.enum("type", "ip", "ip", "domain") == "domain" {
+			l.Type = rbl.DomainList
 		}
+		ok = listChecks(t, &l) && ok
 		l.Shadow = t.boolean("shadow", false)
 		l.Monitor = t.boolean("monitor", true)
 		t.finish()
@@ -453,6 +452,58 @@ func lists(root *table, timeout time.Duration) []rbl.List {
 		}
 	}
 	return out
+}
+
+// listChecks reads what a list is asked about: the address families of an
+// IP list, the names of a domain list. It reports whether they are usable.
+func listChecks(t *table, l *rbl.List) bool {
+	if l.Type == rbl.IPList {
+		l.IPv4 = t.boolean("ipv4", true)
+		l.IPv6 = t.boolean("ipv6", true)
+		if t.has("checks") {
+			t.p.addf(t.keyPath("checks"), "applies only to type = \"domain\" lists (an IP list is asked about the client's address)")
+			return false
+		}
+		if !l.IPv4 && !l.IPv6 {
+			t.p.addf(t.path, "ipv4 and ipv6 are both false, so the list would never be asked")
+			return false
+		}
+		return true
+	}
+	for _, key := range []string{"ipv4", "ipv6"} {
+		if t.has(key) {
+			t.p.addf(t.keyPath(key), "applies only to type = \"ip\" lists (a domain list is asked about names, whatever the client's address family)")
+			return false
+		}
+	}
+	l.Checks = rbl.DefaultDomainChecks
+	ok := true
+	words, defined := t.strings("checks", func(_ int, s string) error {
+		if _, known := rbl.ParseCheck(s); !known || s == rbl.CheckIP.String() {
+			ok = false
+			return fmt.Errorf("%q is not one of client, reverse_client, helo, sender", s)
+		}
+		return nil
+	})
+	if defined {
+		l.Checks = 0
+		for _, w := range words {
+			c, _ := rbl.ParseCheck(w)
+			l.Checks |= rbl.Checks(c)
+		}
+		if ok && l.Checks == 0 {
+			t.p.addf(t.keyPath("checks"), "empty, so the list would never be asked (leave it out for client, helo, sender)")
+			return false
+		}
+	}
+	if !ok {
+		return false
+	}
+	if err := l.CheckForgeable(); err != nil {
+		t.p.addf(t.path, "%s", err)
+		return false
+	}
+	return true
 }
 
 func cacheConfig(t *table) *rbl.CacheConfig {

@@ -70,6 +70,12 @@ var invalidConfigs = map[string]string{
 	"invalid-list-on-error.toml":       `list[0].on_error: "reject" is not one of ignore, tempfail`,
 	"invalid-list-no-family.toml":      `list[0]: ipv4 and ipv6 are both false, so the list would never be asked`,
 	"invalid-list-not-table.toml":      `list[0]: "zen.spamhaus.org" is not a table (like [[list]])`,
+	"invalid-list-type.toml":           `list[0].type: "rhsbl" is not one of ip, domain`,
+	"invalid-list-checks.toml":         `list[0].checks[1]: "mail_from" is not one of client, reverse_client, helo, sender`,
+	"invalid-list-checks-ip.toml":      `list[0].checks: applies only to type = "domain" lists (an IP list is asked about the client's address)`,
+	"invalid-list-checks-empty.toml":   `list[0].checks: empty, so the list would never be asked (leave it out for client, helo, sender)`,
+	"invalid-list-domain-ipv6.toml":    `list[0].ipv6: applies only to type = "ip" lists (a domain list is asked about names, whatever the client's address family)`,
+	"invalid-list-forgeable.toml":      `list[1]: negative weight -2 on checks helo: a client can claim any HELO name, sender domain or PTR name, so it could allowlist itself; a domain allowlist may only check "client" (the verified client name)`,
 	"invalid-site.toml":                `sites[1]: bad DNSBL site "bl.example.org=127.0.0.[2..300]": filter "127.0.0.[2..300]": octet 4 "[2..300]": "300" is not a number from 0 to 255`,
 	"invalid-no-lists.toml":            `no DNS lists configured: set sites or add a [[list]] table`,
 	"invalid-resolver-port.toml":       `resolvers[0]: "192.0.2.53:x": bad port`,
@@ -206,8 +212,8 @@ func TestFullConfig(t *testing.T) {
 	if e.Threshold != 3 || e.AllowlistThreshold != -2 || e.Timeout != 3*time.Second || !e.FetchTXT {
 		t.Errorf("engine = %+v", e)
 	}
-	if len(e.Lists) != 4 {
-		t.Fatalf("got %d lists, want 4 (2 sites + 2 tables)", len(e.Lists))
+	if len(e.Lists) != 5 {
+		t.Fatalf("got %d lists, want 5 (2 sites + 3 tables)", len(e.Lists))
 	}
 	if l := e.Lists[1]; l.Zone != "list.dnswl.org" || l.Weight != -2 {
 		t.Errorf("site 2 = %#v", l)
@@ -222,8 +228,13 @@ func TestFullConfig(t *testing.T) {
 		t.Errorf("filter 127.0.0.4*5 = %+v", f)
 	}
 	if l := e.Lists[3]; l.Zone != "bl.example.net" || l.Name != "bl.example.net" || l.Weight != 1 ||
-		l.Filters != nil || l.Timeout != 0 || l.OnError != rbl.FailIgnore || !l.IPv4 || !l.IPv6 || l.Shadow || !l.Monitor {
+		l.Filters != nil || l.Timeout != 0 || l.OnError != rbl.FailIgnore || !l.IPv4 || !l.IPv6 || l.Shadow || !l.Monitor ||
+		l.Type != rbl.IPList || l.Checks != 0 {
 		t.Errorf("list[1] defaults = %+v", l)
+	}
+	if l := e.Lists[4]; l.Type != rbl.DomainList || l.Checks != rbl.Checks(rbl.CheckClient, rbl.CheckReverseClient, rbl.CheckHelo) ||
+		l.IPv4 || l.IPv6 || l.Weight != 2 || len(l.Filters) != 1 {
+		t.Errorf("list[2] (domain) = %#v", l)
 	}
 	p := cfg.Policy
 	if p.Action != milter.ActionTag || p.Stage != milter.StageRcpt ||
