@@ -55,8 +55,10 @@ func normalizeName(name string) (string, error) {
 	if n[0] == '[' {
 		return "", nameError(name, "an address literal, not a name")
 	}
-	if _, err := netip.ParseAddr(n); err == nil {
-		return "", nameError(name, "an IP address, not a name")
+	if looksLikeAddr(n) {
+		if _, err := netip.ParseAddr(n); err == nil {
+			return "", nameError(name, "an IP address, not a name")
+		}
 	}
 	if len(n) > 4*maxNameLen {
 		// Beyond anything IDNA could shrink to a DNS name.
@@ -82,6 +84,14 @@ func normalizeName(name string) (string, error) {
 		return "", nameError(name, reason)
 	}
 	return ascii, nil
+}
+
+// looksLikeAddr reports whether n could be an IP address: it has a colon
+// or ends in a digit. (Parsing every name would cost an error value per
+// name that is not one.)
+func looksLikeAddr(n string) bool {
+	last := n[len(n)-1]
+	return '0' <= last && last <= '9' || strings.IndexByte(n, ':') >= 0
 }
 
 // plainName reports whether n is LDH ASCII with no A-label, for which
@@ -171,22 +181,6 @@ func registeredDomain(n string) string {
 		return ""
 	}
 	return d
-}
-
-// askedNames returns the names domain lists are asked about for a name
-// the client showed: the name itself, which finds listed host names and
-// subdomains, and its registered domain, which finds the domains that
-// lists such as Spamhaus DBL mostly list (a HELO of mail.spammer.example
-// is caught by a listing of spammer.example). The levels between are not
-// asked: two queries per name bound the cost and the query budget.
-func askedNames(name string) (names [2]string, err error) {
-	n, err := normalizeName(name)
-	if err != nil {
-		return names, err
-	}
-	names[0] = n
-	names[1] = registeredDomain(n)
-	return names, nil
 }
 
 // DomainQueryName builds the query name of a domain in a domain list's zone

@@ -100,7 +100,7 @@ func TestAskedNames(t *testing.T) {
 		// A TLD the list does not know counts as one label.
 		{"client.test.invalid", "client.test.invalid", "test.invalid"},
 	} {
-		names, err := askedNames(tt.name)
+		names, err := (&Session{}).askedNames(tt.name)
 		if err != nil || names != [2]string{tt.self, tt.registered} {
 			t.Errorf("askedNames(%q) = %q, %v; want [%q %q]", tt.name, names, err, tt.self, tt.registered)
 		}

@@ -55,7 +55,7 @@ func FuzzNormalizeName(f *testing.F) {
 				t.Fatalf("%q: shortcut %q, IDNA %q, %v", name, n, viaIDNA, err)
 			}
 		}
-		names, err := askedNames(name)
+		names, err := (&Session{}).askedNames(name)
 		if err != nil || names[0] != n {
 			t.Fatalf("askedNames(%q) = %q, %v", name, names, err)
 		}

@@ -40,6 +40,9 @@ func (s *Session) startDomain() {
 	} else {
 		s.dActive = make([]uint64, n)
 	}
+	// Room for a name and its registered domain, for two checks, per
+	// group: a HELO name and a sender domain.
+	s.lookups = make([]nameLookup, 0, 4*len(c.dgroups))
 	for gi := range c.dgroups {
 		for _, li := range c.dgroups[gi].lists {
 			l := &c.cfg.Lists[li]
@@ -77,10 +80,10 @@ func (s *Session) Ask(check Check, name string) error {
 	if check == CheckSender {
 		var domain string
 		if domain, err = SenderDomain(name); err == nil {
-			names, err = askedNames(domain)
+			names, err = s.askedNames(domain)
 		}
 	} else {
-		names, err = askedNames(name)
+		names, err = s.askedNames(name)
 	}
 	c := s.c
 	if err != nil && (name != "" || check == CheckSender) && c.checks.Has(check) {
@@ -110,6 +113,28 @@ func (s *Session) Ask(check Check, name string) error {
 	}
 	s.prune()
 	return err
+}
+
+// askedNames returns the names domain lists are asked about for a name
+// the client showed: the name itself, which finds listed host names and
+// subdomains, and its registered domain, which finds the domains that
+// lists such as Spamhaus DBL mostly list (a HELO of mail.spammer.example
+// is caught by a listing of spammer.example); "" when that is the name
+// itself. The levels between are not asked: two queries per name bound
+// the cost and the query budget. A name that is another check's
+// registered domain (often the sender domain of a HELO name) is its own
+// registered domain, without a second look at the public suffix list.
+func (s *Session) askedNames(name string) ([2]string, error) {
+	n, err := normalizeName(name)
+	if err != nil {
+		return [2]string{}, err
+	}
+	for _, names := range s.names {
+		if names[1] == n {
+			return [2]string{n, ""}, nil
+		}
+	}
+	return [2]string{n, registeredDomain(n)}, nil
 }
 
 // asks reports whether an active entry of domain group gi checks check.
@@ -180,7 +205,10 @@ func (s *Session) ask(gi int, name string, check Check) {
 				s.complete(id, gi, name, check, &a, 0)
 				return
 			}
-			pre = &a
+			// A copy, so that a stays on the stack in the common case
+			// above.
+			pre = new(answer)
+			*pre = a
 		}
 	}
 	if s.notify == nil {

@@ -50,7 +50,7 @@ type Session struct {
 	nextID  uint32
 
 	// The common case fits inline, saving allocations.
-	resultBuf  [4]Result
+	resultBuf  [8]Result
 	dActiveBuf [2]uint64
 }
 
