@@ -15,24 +15,46 @@ import (
 	"github.com/rblmilter/rblmilter/rbl/rbltest"
 )
 
-// BenchmarkConnectCacheHit is the milter's own share of a connect-stage
-// session whose lists are all cached, as the daemon runs it: the real
-// engine with its Prometheus observer, the decision metrics and the
-// decision log line (formatted, then discarded). go-milter's packet
-// handling and the socket are left out: cmd/milterbench measures those
-// (scripts/bench.sh).
-func BenchmarkConnectCacheHit(b *testing.B) {
+// benchServer is the milter as the daemon runs it, over lists whose
+// answers are all cached: the real engine with its Prometheus observer,
+// the decision metrics and the decision log line (formatted, then
+// discarded). go-milter's packet handling and the socket are left out:
+// cmd/milterbench measures those (scripts/bench.sh).
+type benchServer struct {
+	srv     *Server
+	checker *rbl.Checker
+}
+
+var (
+	benchListed = netip.MustParseAddr("198.18.0.1")
+	benchClean  = netip.MustParseAddr("198.19.0.1")
+)
+
+// Names of the domain benchmark's sessions: a HELO name and a sender
+// domain, each listed by neither domain list.
+const (
+	benchHelo   = "mail.example.com"
+	benchSender = "<user@example.com>"
+)
+
+// newBenchServer serves three IP lists (a.test, b.test, c.test; each
+// lists benchListed), and with domains two domain lists asked about HELO
+// names and senders (dbl.test, zrd.test).
+func newBenchServer(b *testing.B, domains bool) *benchServer {
 	srv := rbltest.NewServer(b)
-	listedIP := netip.MustParseAddr("198.18.0.1")
-	cleanIP := netip.MustParseAddr("198.19.0.1")
 	var lists []rbl.List
 	for _, zone := range []string{"a.test", "b.test", "c.test"} {
-		srv.Set(rbl.QueryName(listedIP, zone), rbltest.A("127.0.0.2"), rbltest.TXT("listed in "+zone))
+		srv.Set(rbl.QueryName(benchListed, zone), rbltest.A("127.0.0.2"), rbltest.TXT("listed in "+zone))
 		l, err := rbl.ParseSite(zone)
 		if err != nil {
 			b.Fatal(err)
 		}
 		lists = append(lists, l)
+	}
+	if domains {
+		for _, zone := range []string{"dbl.test", "zrd.test"} {
+			lists = append(lists, rbl.List{Zone: zone, Type: rbl.DomainList, Weight: 1, Checks: rbl.Checks(rbl.CheckHelo, rbl.CheckSender)})
+		}
 	}
 	reg := prometheus.NewRegistry()
 	cache, err := rbl.NewCache(rbl.CacheConfig{}, nil)
@@ -54,7 +76,7 @@ func BenchmarkConnectCacheHit(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(checker.Close)
-	s, err := NewServer(p, checker, ServerOptions{
+	s, err := NewServer(p, Engine(checker), ServerOptions{
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Registerer: reg,
 	})
@@ -62,44 +84,108 @@ func BenchmarkConnectCacheHit(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { s.Shutdown(b.Context()) })
-	g := s.gen.Load()
+	return &benchServer{srv: s, checker: checker}
+}
 
+// session runs one milter session of ip, as far as the MTA calls the
+// milter for it, and returns the code of the last reply: CONNECT, and
+// when the configuration has domain lists, HELO, MAIL and end of message.
+func (bs *benchServer) session(b *testing.B, ip netip.Addr) byte {
+	g := bs.srv.gen.Load()
+	sess := &session{srv: bs.srv, gen: g}
+	m := &gomilter.Modifier{Macros: map[string]string{"{client_addr}": ip.String()}}
+	resp, err := sess.Connect("["+ip.String()+"]", "tcp4", 25, net.IP(ip.AsSlice()), m)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if !resp.Continue() || resp.Response().Code == byte(gomilter.ActReplyCode) || !g.plan.helo {
+		return resp.Response().Code
+	}
+	if resp, err = sess.Helo(benchHelo, m); err == nil && resp.Response().Code == byte(gomilter.ActContinue) {
+		if resp, err = sess.MailFrom(benchSender, mailMacros); err == nil && resp.Response().Code == byte(gomilter.ActContinue) {
+			resp, err = sess.Body(m)
+		}
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	return resp.Response().Code
+}
+
+// mailMacros are MAIL's macros: an unauthenticated client.
+var mailMacros = &gomilter.Modifier{Macros: map[string]string{}}
+
+// warm fills the cache with every answer of ip's session, waiting for
+// the answers fetched in the background after an early decision to land
+// in it too, and checks the session's last reply.
+func (bs *benchServer) warm(b *testing.B, ip netip.Addr, want byte) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if got := bs.session(b, ip); got != want {
+			b.Fatalf("%s: reply code %q, want %q", ip, got, want)
+		}
+		s := bs.checker.Start(ip)
+		s.Ask(rbl.CheckHelo, benchHelo)
+		s.Ask(rbl.CheckSender, benchSender)
+		v := s.Peek(0)
+		cached := !v.Early
+		for _, r := range v.Results {
+			cached = cached && r.Cached
+		}
+		if cached {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%s: answers not cached: %+v", ip, v)
+		}
+		time.Sleep(time.Millisecond) // polling interval, not a wait for an event
+	}
+}
+
+// BenchmarkConnectCacheHit is the milter's own share of a connect-stage
+// session with three IP lists, all cached: one CONNECT, answered ACCEPT
+// (clean) or with the reject reply (listed).
+func BenchmarkConnectCacheHit(b *testing.B) {
+	bs := newBenchServer(b, false)
 	for _, tc := range []struct {
 		name string
 		ip   netip.Addr
 		want byte
 	}{
-		{"clean", cleanIP, byte(gomilter.ActAccept)},
-		{"listed", listedIP, byte(gomilter.ActReplyCode)},
+		{"clean", benchClean, byte(gomilter.ActAccept)},
+		{"listed", benchListed, byte(gomilter.ActReplyCode)},
 	} {
-		connect := func() byte {
-			m := &gomilter.Modifier{Macros: map[string]string{"{client_addr}": tc.ip.String()}}
-			sess := &session{srv: s, gen: g}
-			resp, err := sess.Connect("["+tc.ip.String()+"]", "tcp4", 25, net.IP(tc.ip.AsSlice()), m)
-			if err != nil {
-				b.Fatal(err)
-			}
-			return resp.Response().Code
-		}
-		// Fill the cache, and wait for the answers fetched in the
-		// background after an early decision to land in it too.
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			if got := connect(); got != tc.want {
-				b.Fatalf("%s: reply code %q, want %q", tc.name, got, tc.want)
-			}
-			if v := checker.Check(b.Context(), tc.ip); !v.Early && v.Results[0].Cached && v.Results[2].Cached {
-				break
-			}
-			if time.Now().After(deadline) {
-				b.Fatalf("%s: answers not cached", tc.name)
-			}
-			time.Sleep(time.Millisecond) // polling interval, not a wait for an event
-		}
+		bs.warm(b, tc.ip, tc.want)
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				connect()
+				bs.session(b, tc.ip)
+			}
+		})
+	}
+}
+
+// BenchmarkDomainSessionCacheHit is BenchmarkConnectCacheHit's session
+// with two domain lists asked about the HELO name and the sender too, all
+// cached: a clean client is asked at CONNECT, HELO (both answer
+// CONTINUE: later names could still list it), MAIL (CONTINUE: another
+// transaction could bring a listed sender) and end of message; a listed
+// one is refused at CONNECT.
+func BenchmarkDomainSessionCacheHit(b *testing.B) {
+	bs := newBenchServer(b, true)
+	for _, tc := range []struct {
+		name string
+		ip   netip.Addr
+		want byte
+	}{
+		{"clean", benchClean, byte(gomilter.ActContinue)},
+		{"listed", benchListed, byte(gomilter.ActReplyCode)},
+	} {
+		bs.warm(b, tc.ip, tc.want)
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				bs.session(b, tc.ip)
 			}
 		})
 	}

@@ -14,7 +14,7 @@ import (
 )
 
 // realChecker builds the real engine against a fake DNS server.
-func realChecker(t *testing.T, servers []string, cfg rbl.Config) *rbl.Checker {
+func realChecker(t *testing.T, servers []string, cfg rbl.Config) Checker {
 	t.Helper()
 	res, err := rbl.NewResolver(rbl.ResolverConfig{Servers: servers})
 	if err != nil {
@@ -25,7 +25,7 @@ func realChecker(t *testing.T, servers []string, cfg rbl.Config) *rbl.Checker {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	return c
+	return Engine(c)
 }
 
 func TestEndToEndWithRealEngine(t *testing.T) {

@@ -79,17 +79,25 @@ const DefaultReply = "554 5.7.1 Service unavailable; Client host [{ip}] blocked 
 // that explain decisions (rblmilter check) use it so that they cannot
 // drift from the milter.
 func (p *Policy) Classify(ip netip.Addr) (string, netip.Prefix) {
+	if r, n, ok := p.classify(ip); ok {
+		return r.String(), n
+	}
+	return "", netip.Prefix{}
+}
+
+// classify is Classify as the session's result.
+func (p *Policy) classify(ip netip.Addr) (result, netip.Prefix, bool) {
 	for _, c := range []struct {
-		result string
+		result result
 		nets   []netip.Prefix
 	}{{resultSkip, p.Skip}, {resultAllow, p.Allow}, {resultBlock, p.Block}} {
 		for _, n := range c.nets {
 			if n.Contains(ip) {
-				return c.result, n
+				return c.result, n, true
 			}
 		}
 	}
-	return "", netip.Prefix{}
+	return 0, netip.Prefix{}, false
 }
 
 // DefaultSkip returns the networks that are never looked up by default:

@@ -51,9 +51,9 @@ func validateReply(field, tmpl string, want byte) error {
 	}
 	for _, p := range placeholders(tmpl) {
 		switch p {
-		case "ip", "list", "code", "txt", "score":
+		case "ip", "name", "list", "code", "txt", "score":
 		default:
-			return fmt.Errorf("%s: %q: unknown placeholder {%s} (use {ip}, {list}, {code}, {txt}, {score})", field, tmpl, p)
+			return fmt.Errorf("%s: %q: unknown placeholder {%s} (use {ip}, {name}, {list}, {code}, {txt}, {score})", field, tmpl, p)
 		}
 	}
 	return nil
@@ -94,7 +94,10 @@ func usesTXT(tmpl string) bool { return strings.Contains(tmpl, "{txt}") }
 
 // replyFields are the values substituted into a reply template.
 type replyFields struct {
-	ip    netip.Addr
+	ip netip.Addr
+	// name is what was listed: the name a domain list listed, else the
+	// address.
+	name  string
 	list  string
 	code  string
 	txt   string
@@ -102,8 +105,8 @@ type replyFields struct {
 }
 
 // fieldsFromVerdict picks what a reply says about v: the lists that
-// counted (or, for a tempfail, the lists that failed), the first code and
-// the first TXT record among them.
+// counted (or, for a tempfail, the lists that failed), the first code, the
+// first TXT record and the first listed name among them.
 func fieldsFromVerdict(v *rbl.Verdict) replyFields {
 	f := replyFields{ip: v.IP, score: v.Score}
 	var names []string
@@ -125,8 +128,14 @@ func fieldsFromVerdict(v *rbl.Verdict) replyFields {
 		if f.txt == "" {
 			f.txt = r.TXT
 		}
+		if f.name == "" && v.Decision != rbl.Tempfail {
+			f.name = r.Name
+		}
 	}
 	f.list = strings.Join(dedupe(names), ", ")
+	if f.name == "" && v.IP.IsValid() {
+		f.name = v.IP.String()
+	}
 	return f
 }
 
@@ -165,6 +174,8 @@ func renderReply(tmpl string, f replyFields) string {
 			if f.ip.IsValid() {
 				b.WriteString(f.ip.String())
 			}
+		case "name":
+			b.WriteString(f.name)
 		case "list":
 			b.WriteString(f.list)
 		case "code":

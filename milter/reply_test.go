@@ -16,7 +16,7 @@ func TestValidatePolicyReplies(t *testing.T) {
 		{"250 2.0.0 ok", "", `reply: "250 2.0.0 ok" must start with a 5xx reply code (like "554 5.7.1 ...")`},
 		{"554 blocked", "", `reply: "554 blocked" must have an enhanced status code after 554 (like 5.7.1)`},
 		{"554 4.7.1 blocked", "", `reply: "554 4.7.1 blocked": enhanced status code 4.7.1 must start with 5 to match reply code 554`},
-		{"554 5.7.1 blocked {host}", "", `reply: "554 5.7.1 blocked {host}": unknown placeholder {host} (use {ip}, {list}, {code}, {txt}, {score})`},
+		{"554 5.7.1 blocked {host}", "", `reply: "554 5.7.1 blocked {host}": unknown placeholder {host} (use {ip}, {name}, {list}, {code}, {txt}, {score})`},
 		{"", "554 5.7.1 no", `tempfail_reply: "554 5.7.1 no" must start with a 4xx reply code (like "454 4.7.1 ...")`},
 		{"554 5.7.1 two\r\nlines", "", `reply: "554 5.7.1 two\r\nlines" must be a single line`},
 	}

@@ -14,8 +14,6 @@ import (
 
 	gomilter "github.com/emersion/go-milter"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/rblmilter/rblmilter/rbl"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -55,10 +53,12 @@ type generation struct {
 	policy  Policy
 	checker Checker
 	handoff *handoffListener
+	// plan is what the policy and the lists need at each SMTP stage.
+	plan plan
 	// decisions holds this generation's rblmilter_decisions_total series
 	// by result, resolved once: finding a labelled series hashes its
 	// labels on every call, which cost more than a cache-hit lookup.
-	decisions map[string]prometheus.Counter
+	decisions [numResults]prometheus.Counter
 }
 
 // NewServer returns a server deciding with policy and checker. It returns
@@ -154,19 +154,14 @@ func (s *Server) Reload(policy Policy, checker Checker) error {
 		policy:    policy,
 		checker:   checker,
 		handoff:   newHandoffListener(nil),
+		plan:      newPlan(&policy, checker.Checks()),
 		decisions: s.metrics.decisionsFor(policy),
 	}
 	gm := &gomilter.Server{
 		NewMilter: func() gomilter.Milter { return &session{srv: s, gen: g} },
 		Actions:   g.actions(),
-		Protocol:  g.protocol(),
-		SymList: map[gomilter.Stage][]string{
-			// {client_addr} is the fallback for Sendmail's "IPv6:" form,
-			// which go-milter cannot parse; {auth_authen} tells
-			// authenticated senders apart at MAIL.
-			gomilter.StageConnect:  {"{client_addr}", "j", "{daemon_name}"},
-			gomilter.StageMailFrom: {"{auth_authen}", "i"},
-		},
+		Protocol:  g.plan.protocol(),
+		SymList:   g.plan.macros(),
 	}
 	go func() { _ = gm.Serve(g.handoff) }()
 	old := s.gen.Swap(g)
@@ -183,18 +178,6 @@ func (g *generation) actions() gomilter.OptAction {
 		a |= gomilter.OptAddHeader
 	}
 	return a
-}
-
-// protocol asks the MTA to skip every stage this policy does not use, so
-// that it spends nothing on the milter it need not. go-milter always
-// replies, so no "no reply" flags are set.
-func (g *generation) protocol() gomilter.OptProtocol {
-	p := gomilter.OptNoHelo | gomilter.OptNoBody | gomilter.OptNoHeaders |
-		gomilter.OptNoEOH | gomilter.OptNoUnknown | gomilter.OptNoData
-	if g.policy.Stage == StageConnect {
-		p |= gomilter.OptNoMailFrom | gomilter.OptNoRcptTo
-	}
-	return p
 }
 
 // Serve accepts sessions on ln until Shutdown.
@@ -374,14 +357,10 @@ type serverMetrics struct {
 
 // decisionsFor resolves the decision series of policy's action and stage,
 // one for every result a session counts.
-func (m *serverMetrics) decisionsFor(p Policy) map[string]prometheus.Counter {
-	results := []string{
-		rbl.Accept.String(), rbl.Reject.String(), rbl.Tempfail.String(), rbl.Allowlisted.String(),
-		resultSkip, resultAllow, resultBlock, resultUnknown,
-	}
-	out := make(map[string]prometheus.Counter, len(results))
-	for _, r := range results {
-		out[r] = m.decisions.WithLabelValues(r, p.Action.String(), p.Stage.String())
+func (m *serverMetrics) decisionsFor(p Policy) [numResults]prometheus.Counter {
+	var out [numResults]prometheus.Counter
+	for r := range out {
+		out[r] = m.decisions.WithLabelValues(result(r).String(), p.Action.String(), p.Stage.String())
 	}
 	return out
 }

@@ -59,6 +59,31 @@ func (f *fakeChecker) Check(ctx context.Context, ip netip.Addr) rbl.Verdict {
 	return rbl.Verdict{IP: ip, Decision: rbl.Accept}
 }
 
+func (f *fakeChecker) Start(ip netip.Addr) Lookups { return &fakeLookups{f: f, ip: ip} }
+
+func (f *fakeChecker) Checks() rbl.CheckSet { return rbl.Checks(rbl.CheckIP) }
+
+// fakeLookups is a client's session with a fakeChecker: its verdict is
+// the canned one for the address, settled.
+type fakeLookups struct {
+	f  *fakeChecker
+	ip netip.Addr
+}
+
+func (l *fakeLookups) Ask(rbl.Check, string) error { return nil }
+
+func (l *fakeLookups) Verdict(ctx context.Context, _ rbl.CheckSet) rbl.Verdict {
+	v := l.f.Check(ctx, l.ip)
+	v.Settled = true
+	return v
+}
+
+func (l *fakeLookups) Peek(open rbl.CheckSet) rbl.Verdict {
+	return l.Verdict(context.Background(), open)
+}
+
+func (l *fakeLookups) Settled(rbl.CheckSet) bool { return true }
+
 func (f *fakeChecker) askedFor() []netip.Addr {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -172,7 +197,7 @@ func TestConnectStageRejectsListedAndAcceptsClean(t *testing.T) {
 	if got := testutil.ToFloat64(ts.srv.metrics.decisions.WithLabelValues("reject", "reject", "connect")); got != 1 {
 		t.Errorf("reject decisions = %v, want 1", got)
 	}
-	if !strings.Contains(ts.logs.String(), `msg=decision ip=192.0.2.1 decision=reject action=reject stage=connect score=3 lists="zen.example=127.0.0.2"`) {
+	if !strings.Contains(ts.logs.String(), `msg=decision ip=192.0.2.1 decision=reject action=reject stage=connect at=connect score=3 lists="zen.example=127.0.0.2"`) {
 		t.Errorf("decision log line missing:\n%s", ts.logs.String())
 	}
 }

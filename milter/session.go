@@ -14,41 +14,34 @@ import (
 	"github.com/rblmilter/rblmilter/rbl"
 )
 
-// Results that are not rbl decisions: the client was never looked up.
-const (
-	resultSkip    = "skip"
-	resultAllow   = "allow"
-	resultBlock   = "block"
-	resultUnknown = "unknown_client"
-)
-
-// outcome is what was decided about one client.
-type outcome struct {
-	// result is an rbl.Decision word or one of the result* constants.
-	result string
-	// verdict is nil when the client was not looked up.
-	verdict *rbl.Verdict
-}
-
-// refuses reports whether the client is listed (or blocked).
-func (o *outcome) refuses() bool { return o.result == "reject" || o.result == resultBlock }
-
 // session is one milter connection's state. go-milter makes a new backend
-// after every final reply; rblmilter only sends final replies that end the
-// milter's part in the connection, so this state lives as long as it must.
+// after every final reply (ACCEPT, REJECT, TEMPFAIL, DISCARD; a reply code
+// is not one); rblmilter sends only ACCEPT of those, and only once nothing
+// more can change the decision, so this state lives as long as it must. A
+// backend that saw no Connect therefore answers ACCEPT to everything.
 type session struct {
 	srv *Server
 	gen *generation
 
-	ip   netip.Addr
-	port uint16
-	// pending delivers the background lookup at StageRcpt.
-	pending chan outcome
+	// connected is set by Connect.
+	connected bool
+	ip        netip.Addr
+	port      uint16
+	// lookups are the client's lookups; nil when it is not looked up.
+	lookups Lookups
+	// out is the latest settled decision, for RCPT and end of message;
+	// it points at decided.
 	out     *outcome
+	decided outcome
+	verdict rbl.Verdict
+	// logged, loggedResult and loggedScore are the decision line written
+	// last, so that a decision taken again unchanged (another RCPT, a
+	// transaction with the same outcome) is logged once.
+	logged       bool
+	loggedResult result
+	loggedScore  int
 	// authenticated is set from {auth_authen} at MAIL.
 	authenticated bool
-	// tag is the header value to add at end of message (ActionTag).
-	tag string
 }
 
 var _ gomilter.Milter = (*session)(nil)
@@ -74,54 +67,93 @@ func (s *session) Connect(host string, family string, port uint16, addr net.IP, 
 		s.count(resultUnknown)
 		return gomilter.RespAccept, nil
 	}
-	s.ip, s.port = ip, port
+	s.connected, s.ip, s.port = true, ip, port
 
-	var o outcome
-	o.result, _ = p.Classify(ip)
-	switch {
-	case o.result != "":
-	case p.Stage == StageRcpt:
-		// Start now so no time is lost, decide at RCPT TO.
-		s.pending = make(chan outcome, 1)
-		go func() { s.pending <- s.lookup(ip) }()
-		return gomilter.RespContinue, nil
-	default:
-		o = s.lookup(ip)
+	if class, _, ok := p.classify(ip); ok {
+		s.decided = outcome{result: class}
+		s.out = &s.decided
+		s.logDecision(s.out, atConnect)
+		return s.respond(s.out, true), nil
 	}
-	if o.verdict == nil {
-		s.logDecision(&o)
+	s.lookups = s.gen.checker.Start(ip)
+	if s.gen.plan.clientNames {
+		verified, ptr := clientNames(host, m.Macros)
+		s.lookups.Ask(rbl.CheckClient, verified)
+		s.lookups.Ask(rbl.CheckReverseClient, ptr)
 	}
 	if p.Stage == StageRcpt {
-		s.out = &o
+		// The lookups run on; the decision waits for RCPT TO.
 		return gomilter.RespContinue, nil
 	}
-	return s.respond(&o), nil
+	return s.decide(atConnect, true), nil
 }
 
-// lookup asks the engine within the connection's budget and logs the
-// decision once.
-func (s *session) lookup(ip netip.Addr) outcome {
-	ctx := newBudget(s.srv.lifetime, s.gen.policy.Timeout)
-	defer ctx.release()
-	v := s.gen.checker.Check(ctx, ip)
-	o := outcome{result: v.Decision.String(), verdict: &v}
-	s.logDecision(&o)
-	return o
+// clientNames returns the client's verified name and its PTR name from
+// the connect macros, "" for none. Postfix sends the verified name as
+// {client_name} and the PTR name as {client_ptr}, "unknown" when there is
+// none; Sendmail sends the PTR name as {client_name} too, with
+// {client_resolve} "OK" only when its forward lookup matched. Without the
+// macros the connect host name counts, unless it is the "[address]" an MTA
+// sends for a client without a name.
+func clientNames(host string, macros map[string]string) (verified, ptr string) {
+	usable := func(name string) string {
+		if name == "unknown" || strings.HasPrefix(name, "[") {
+			return ""
+		}
+		return name
+	}
+	name := macros["{client_name}"]
+	if name == "" {
+		name = host
+	}
+	name = usable(name)
+	verified = name
+	if resolve, ok := macros["{client_resolve}"]; ok && resolve != "OK" {
+		verified = ""
+	}
+	if ptr = usable(macros["{client_ptr}"]); ptr == "" {
+		ptr = name
+	}
+	return verified, ptr
 }
 
-// await returns the outcome at RCPT, waiting for the lookup started at
-// connect; the lookup's own deadline bounds the wait.
+// decide takes the decision the answers so far allow at stage st (waiting
+// for them when wait), and answers: a refusal or ACCEPT once it is
+// settled, CONTINUE while later names could still change it.
+func (s *session) decide(st smtpStage, wait bool) gomilter.Response {
+	pl := &s.gen.plan
+	var v rbl.Verdict
+	if wait {
+		ctx := newBudget(s.srv.lifetime, s.gen.policy.Timeout)
+		v = s.lookups.Verdict(ctx, pl.open(st))
+		ctx.release()
+	} else {
+		v = s.lookups.Peek(pl.open(st))
+	}
+	if !v.Settled {
+		return gomilter.RespContinue
+	}
+	s.verdict = v
+	s.decided = outcome{result: resultOf(v.Decision), verdict: &s.verdict}
+	s.out = &s.decided
+	s.logDecision(s.out, st)
+	final := st < atMail || s.lookups.Settled(pl.lasting(st))
+	return s.respond(s.out, final)
+}
+
+// await returns the decision at RCPT TO, waiting for every lookup.
 func (s *session) await() *outcome {
-	if s.out == nil && s.pending != nil {
-		o := <-s.pending
-		s.out = &o
+	if s.lookups != nil {
+		s.decide(atRcpt, true)
 	}
 	return s.out
 }
 
-// respond turns an outcome into the milter reply: ACCEPT for clean clients
-// so the MTA drops the milter for the rest of the session.
-func (s *session) respond(o *outcome) gomilter.Response {
+// respond turns an outcome into the milter reply: a refusal, or, for a
+// client that is let through, ACCEPT when final (nothing can change the
+// decision any more: the MTA drops the milter for the rest of the session)
+// and CONTINUE otherwise.
+func (s *session) respond(o *outcome, final bool) gomilter.Response {
 	p := &s.gen.policy
 	switch {
 	case o.refuses():
@@ -132,38 +164,63 @@ func (s *session) respond(o *outcome) gomilter.Response {
 			// Like Postfix's soft_bounce: the listing reply, as a 4xx.
 			return s.reply(softBounce(p.Reply), o)
 		case ActionTag:
-			s.tag = tagValue(o)
+			// The header is added at end of message.
 			return gomilter.RespContinue
 		}
-	case o.result == "tempfail":
+	case o.result == resultTempfail:
 		// A list with on_error = tempfail failed; tag and log modes
 		// promise never to refuse, so only reject/tempfail honour it.
 		if p.Action == ActionReject || p.Action == ActionTempfail {
 			return s.reply(p.TempfailReply, o)
 		}
 	}
-	if p.Stage == StageRcpt {
+	if p.Stage == StageRcpt || !final {
 		return gomilter.RespContinue
 	}
 	return gomilter.RespAccept
 }
 
 func (s *session) reply(tmpl string, o *outcome) gomilter.Response {
-	f := replyFields{ip: s.ip, list: "local block list"}
+	f := replyFields{ip: s.ip, name: s.ip.String(), list: "local block list"}
 	if o.verdict != nil {
 		f = fieldsFromVerdict(o.verdict)
-		f.ip = s.ip
 	}
 	return gomilter.NewResponseStr(byte(gomilter.ActReplyCode), renderReply(tmpl, f))
 }
 
-func (s *session) Helo(string, *gomilter.Modifier) (gomilter.Response, error) {
-	return gomilter.RespContinue, nil
+// Helo asks the HELO lists. Their answers are taken at once when they are
+// in (cached), else at MAIL: the EHLO reply does not wait for DNS.
+func (s *session) Helo(name string, _ *gomilter.Modifier) (gomilter.Response, error) {
+	if !s.connected {
+		return gomilter.RespAccept, nil
+	}
+	if s.lookups == nil || !s.gen.plan.checks.Has(rbl.CheckHelo) {
+		return gomilter.RespContinue, nil
+	}
+	s.lookups.Ask(rbl.CheckHelo, name)
+	if s.gen.policy.Stage == StageRcpt {
+		return gomilter.RespContinue, nil
+	}
+	return s.decide(atHelo, false), nil
 }
 
-func (s *session) MailFrom(_ string, m *gomilter.Modifier) (gomilter.Response, error) {
+// MailFrom asks the sender lists, and at stage = "connect" decides for
+// the transaction, waiting for the HELO and sender answers.
+func (s *session) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response, error) {
+	if !s.connected {
+		return gomilter.RespAccept, nil
+	}
 	s.authenticated = m.Macros["{auth_authen}"] != ""
-	return gomilter.RespContinue, nil
+	if s.lookups == nil {
+		return gomilter.RespContinue, nil
+	}
+	if s.gen.plan.checks.Has(rbl.CheckSender) {
+		s.lookups.Ask(rbl.CheckSender, from)
+	}
+	if s.gen.policy.Stage == StageRcpt {
+		return gomilter.RespContinue, nil
+	}
+	return s.decide(atMail, true), nil
 }
 
 func (s *session) RcptTo(rcpt string, _ *gomilter.Modifier) (gomilter.Response, error) {
@@ -172,7 +229,7 @@ func (s *session) RcptTo(rcpt string, _ *gomilter.Modifier) (gomilter.Response, 
 	if o == nil {
 		return gomilter.RespContinue, nil
 	}
-	if o.refuses() || o.result == "tempfail" {
+	if o.refuses() || o.result == resultTempfail {
 		if s.authenticated && p.SkipAuthenticated {
 			s.srv.logger.Debug("authenticated client passes", "ip", s.ip, "rcpt", rcpt)
 			return gomilter.RespContinue, nil
@@ -182,7 +239,7 @@ func (s *session) RcptTo(rcpt string, _ *gomilter.Modifier) (gomilter.Response, 
 			return gomilter.RespContinue, nil
 		}
 	}
-	return s.respond(o), nil
+	return s.respond(o, false), nil
 }
 
 // isExempt matches a recipient against exempt_recipients: a bare local
@@ -213,10 +270,11 @@ func (s *session) BodyChunk([]byte, *gomilter.Modifier) (gomilter.Response, erro
 
 // Body is the end of a message. CONTINUE there accepts the message but,
 // unlike ACCEPT, keeps this session's state for the next message on the
-// same connection.
+// same connection. With action = "tag", a refused client's message gets the
+// header.
 func (s *session) Body(m *gomilter.Modifier) (gomilter.Response, error) {
-	if s.tag != "" {
-		if err := m.AddHeader(s.gen.policy.Header, s.tag); err != nil {
+	if s.gen.policy.Action == ActionTag && s.out != nil && s.out.refuses() {
+		if err := m.AddHeader(s.gen.policy.Header, tagValue(s.out)); err != nil {
 			return nil, err
 		}
 	}
@@ -233,7 +291,8 @@ func tagValue(o *outcome) string {
 	return fmt.Sprintf("listed %s score=%d", listsHit(o.verdict), o.verdict.Score)
 }
 
-// listsHit renders the listed entries as "name=code+code,name=code".
+// listsHit renders the listed entries as "name=code+code,name=code", a
+// domain list's with the name it listed: "DBL=127.0.1.2(helo=example.com)".
 func listsHit(v *rbl.Verdict) string {
 	var b strings.Builder
 	for i := range v.Results {
@@ -252,6 +311,14 @@ func listsHit(v *rbl.Verdict) string {
 				b.WriteByte('+')
 			}
 			b.WriteString(c.String())
+		}
+		if r.Name != "" {
+			// A domain list: which of the client's names it listed.
+			b.WriteByte('(')
+			b.WriteString(r.Check.String())
+			b.WriteByte('=')
+			b.WriteString(r.Name)
+			b.WriteByte(')')
 		}
 	}
 	return b.String()
@@ -278,9 +345,19 @@ func listProblems(v *rbl.Verdict) string {
 	return b.String()
 }
 
-// logDecision writes the one line per decision, and the postscreen-shaped
-// line fail2ban's postfix filters already match.
-func (s *session) logDecision(o *outcome) {
+// logDecision writes the one line per decision taken at stage st, and the
+// postscreen-shaped line fail2ban's postfix filters already match. A
+// decision taken again unchanged (at the next RCPT, or a transaction with
+// the same outcome) is not written again.
+func (s *session) logDecision(o *outcome, st smtpStage) {
+	score := 0
+	if o.verdict != nil {
+		score = o.verdict.Score
+	}
+	if s.logged && s.loggedResult == o.result && s.loggedScore == score {
+		return
+	}
+	s.logged, s.loggedResult, s.loggedScore = true, o.result, score
 	p := &s.gen.policy
 	s.count(o.result)
 	ctx, logger := s.srv.lifetime, s.srv.logger
@@ -292,9 +369,10 @@ func (s *session) logDecision(o *outcome) {
 		r := slog.NewRecord(time.Now(), slog.LevelInfo, "decision", 0)
 		r.AddAttrs(
 			slog.String("ip", s.ip.String()),
-			slog.String("decision", o.result),
+			slog.String("decision", o.result.String()),
 			slog.String("action", p.Action.String()),
 			slog.String("stage", p.Stage.String()),
+			slog.String("at", st.String()),
 		)
 		if v := o.verdict; v != nil {
 			cached := 0
@@ -316,15 +394,11 @@ func (s *session) logDecision(o *outcome) {
 		}
 		_ = logger.Handler().Handle(ctx, r)
 	}
-	if p.PostscreenLog && o.result == "reject" && o.verdict != nil {
+	if p.PostscreenLog && o.result == resultReject && o.verdict != nil {
 		s.srv.logger.Info(fmt.Sprintf("DNSBL rank %d for [%s]:%d", o.verdict.Score, s.ip, s.port))
 	}
 }
 
-func (s *session) count(result string) {
-	if c, ok := s.gen.decisions[result]; ok {
-		c.Inc()
-		return
-	}
-	s.srv.metrics.decisions.WithLabelValues(result, s.gen.policy.Action.String(), s.gen.policy.Stage.String()).Inc()
+func (s *session) count(r result) {
+	s.gen.decisions[r].Inc()
 }

@@ -12,10 +12,32 @@ import (
 	"github.com/rblmilter/rblmilter/rbl"
 )
 
-// Checker is what the milter needs from the engine (*rbl.Checker).
+// Checker is what the milter needs from the engine; Engine makes one of an
+// *rbl.Checker.
 type Checker interface {
-	Check(ctx context.Context, ip netip.Addr) rbl.Verdict
+	// Start begins a client's lookups (rbl.Checker.Start).
+	Start(ip netip.Addr) Lookups
+	// Checks reports what the lists are asked about, so that only the
+	// SMTP stages they need are negotiated.
+	Checks() rbl.CheckSet
 }
+
+// Lookups are one client's lookups, as an *rbl.Session does them: names
+// asked as the client shows them, verdicts that wait for the answers or
+// take what is in.
+type Lookups interface {
+	Ask(check rbl.Check, name string) error
+	Verdict(ctx context.Context, open rbl.CheckSet) rbl.Verdict
+	Peek(open rbl.CheckSet) rbl.Verdict
+	Settled(open rbl.CheckSet) bool
+}
+
+// Engine adapts the lookup engine to Checker.
+func Engine(c *rbl.Checker) Checker { return engine{c} }
+
+type engine struct{ *rbl.Checker }
+
+func (e engine) Start(ip netip.Addr) Lookups { return e.Checker.Start(ip) }
 
 // SocketSpec is a parsed milter socket specification.
 type SocketSpec struct {

@@ -96,7 +96,7 @@ var invalidConfigs = map[string]string{
 	"invalid-stage.toml":               `stage: "helo" is not one of connect, rcpt`,
 	"invalid-reply.toml":               `reply: "554 4.7.1 Client host [{ip}] blocked using {list}": enhanced status code 4.7.1 must start with 5 to match reply code 554`,
 	"invalid-reply-code.toml":          `reply: "450 4.7.1 Client host [{ip}] blocked using {list}" must start with a 5xx reply code (like "554 5.7.1 ...")`,
-	"invalid-reply-placeholder.toml":   `reply: "554 5.7.1 Client host {host} blocked using {list}": unknown placeholder {host} (use {ip}, {list}, {code}, {txt}, {score})`,
+	"invalid-reply-placeholder.toml":   `reply: "554 5.7.1 Client host {host} blocked using {list}": unknown placeholder {host} (use {ip}, {name}, {list}, {code}, {txt}, {score})`,
 	"invalid-tempfail-reply.toml":      `tempfail_reply: "554 5.7.1 try later" must start with a 4xx reply code (like "454 4.7.1 ...")`,
 	"invalid-header.toml":              `header: "X RBL" is not a valid header field name`,
 	"invalid-exempt-recipients.toml":   `exempt_recipients[1]: "" is not a local part or address (like "postmaster" or "abuse@example.com")`,

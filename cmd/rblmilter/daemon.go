@@ -111,7 +111,7 @@ func (d *daemon) serve(ctx context.Context) error {
 	stopHealth := d.runHealth(ctx)
 	defer stopHealth()
 
-	d.server, err = milter.NewServer(cfg.Policy, checker, milter.ServerOptions{
+	d.server, err = milter.NewServer(cfg.Policy, milter.Engine(checker), milter.ServerOptions{
 		Logger:     d.logger,
 		Registerer: d.registry,
 	})
@@ -218,7 +218,7 @@ func (d *daemon) reload() {
 		d.reloadFailed(err)
 		return
 	}
-	if err := d.server.Reload(cfg.Policy, checker); err != nil {
+	if err := d.server.Reload(cfg.Policy, milter.Engine(checker)); err != nil {
 		checker.Close()
 		d.reloadFailed(err)
 		return
