@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -33,17 +34,30 @@ type checkReport struct {
 	IP string `json:"ip"`
 	// Decision is accept, reject, tempfail or allowlisted from the
 	// engine, or skipped, allowed or blocked from the policy's networks.
-	Decision  string       `json:"decision"`
-	Network   string       `json:"network,omitempty"`
-	Score     int          `json:"score"`
-	Threshold int          `json:"threshold"`
-	Early     bool         `json:"early"`
-	Duration  float64      `json:"duration_ms"`
-	Lists     []listReport `json:"lists"`
+	Decision  string  `json:"decision"`
+	Network   string  `json:"network,omitempty"`
+	Score     int     `json:"score"`
+	Threshold int     `json:"threshold"`
+	Early     bool    `json:"early"`
+	Duration  float64 `json:"duration_ms"`
+	// Names are the names given (-client-name, -helo, -sender) that some
+	// domain list checks, and why any of them was not asked.
+	Names []nameReport `json:"names,omitempty"`
+	Lists []listReport `json:"lists"`
+}
+
+// nameReport is a name given to check.
+type nameReport struct {
+	Check string `json:"check"`
+	Given string `json:"given"`
+	// NotAsked says why the name was not asked, when it was not.
+	NotAsked string `json:"not_asked,omitempty"`
 }
 
 type listReport struct {
-	Name     string   `json:"name"`
+	Name string `json:"name"`
+	// Type is "ip" or "domain".
+	Type     string   `json:"type"`
 	Outcome  string   `json:"outcome"`
 	Codes    []string `json:"codes"`
 	TXT      string   `json:"txt,omitempty"`
@@ -59,6 +73,30 @@ type listReport struct {
 	// list is not asked: outcome disabled); HealthReason says why.
 	Health       string `json:"health"`
 	HealthReason string `json:"health_reason,omitempty"`
+	// Lookups are a domain list's lookups, one per check and name asked;
+	// Weight is what each alone would add.
+	Lookups []lookupReport `json:"lookups,omitempty"`
+}
+
+// lookupReport is one name lookup of a domain list.
+type lookupReport struct {
+	Check    string   `json:"check"`
+	Name     string   `json:"name"`
+	Outcome  string   `json:"outcome"`
+	Codes    []string `json:"codes"`
+	TXT      string   `json:"txt,omitempty"`
+	Weight   int      `json:"weight"`
+	Duration float64  `json:"duration_ms"`
+	Cached   bool     `json:"cached"`
+	Error    string   `json:"error,omitempty"`
+}
+
+// sessionNames are the names check gives the session: what the MTA
+// would have said at connect, HELO and MAIL.
+type sessionNames struct {
+	client, helo, sender string
+	// given are the flags set.
+	given map[rbl.Check]bool
 }
 
 // refuses reports whether the daemon would not accept the client.
@@ -70,19 +108,26 @@ func (r *checkReport) refuses() bool {
 	return false
 }
 
-// runCheck is `rblmilter check [-config FILE] [-json] IP...`: it looks the
-// addresses up with the daemon's engine and policy networks. Exit 0 when
-// every address would be accepted, 1 when any would be refused, 2 on bad
-// input.
+// runCheck is `rblmilter check [-config FILE] [-json] [-client-name NAME]
+// [-helo NAME] [-sender ADDRESS] IP...`: it looks the addresses up with
+// the daemon's engine and policy networks, as a session showing those
+// names. Exit 0 when every address would be accepted, 1 when any would be
+// refused, 2 on bad input.
 func runCheck(ctx context.Context, args []string, configPath string, env environment) int {
 	fs := flag.NewFlagSet("rblmilter check", flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	fs.StringVar(&configPath, "config", configPath, "config `FILE` (TOML)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	var names sessionNames
+	fs.StringVar(&names.client, "client-name", "", "the client's verified host `NAME`, as the MTA found it (asked of client and reverse_client lists)")
+	fs.StringVar(&names.helo, "helo", "", "the HELO/EHLO `NAME` the client gave (helo lists)")
+	fs.StringVar(&names.sender, "sender", "", "the MAIL FROM `ADDRESS`, e.g. user@example.com or \"<>\" (sender lists)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: rblmilter check [-config FILE] [-json] IP...\n\n"+
-			"Looks each address up as the daemon would and prints every list's answer,\n"+
-			"the score and the decision. Exit 0: all accepted, 1: any refused, 2: bad input.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: rblmilter check [-config FILE] [-json] [-client-name NAME] [-helo NAME] [-sender ADDRESS] IP...\n\n"+
+			"Looks each address up as the daemon would, for a session showing those names\n"+
+			"to the domain lists, and prints every list's answer (and each name a domain list\n"+
+			"was asked), the score and the decision. Exit 0: all accepted, 1: any refused,\n"+
+			"2: bad input.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	// Flags may also follow the addresses: `check 192.0.2.1 -json`.
@@ -105,6 +150,17 @@ func runCheck(ctx context.Context, args []string, configPath string, env environ
 		fs.Usage()
 		return exitUsage
 	}
+	names.given = map[rbl.Check]bool{}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "client-name":
+			names.given[rbl.CheckClient] = true
+		case "helo":
+			names.given[rbl.CheckHelo] = true
+		case "sender":
+			names.given[rbl.CheckSender] = true
+		}
+	})
 	var ips []netip.Addr
 	for _, a := range ipArgs {
 		ip, err := netip.ParseAddr(strings.TrimPrefix(a, "IPv6:"))
@@ -148,7 +204,7 @@ func runCheck(ctx context.Context, args []string, configPath string, env environ
 	reports := make([]checkReport, 0, len(ips))
 	code := exitOK
 	for _, ip := range ips {
-		r := checkOne(ctx, checker, late, &cfg.Policy, engine.Threshold, ip)
+		r := checkOne(ctx, checker, late, &cfg.Policy, engine.Threshold, ip, &names)
 		addHealth(&r, health)
 		if r.refuses() {
 			code = exitError
@@ -170,8 +226,9 @@ func runCheck(ctx context.Context, args []string, configPath string, env environ
 
 // checkOne decides for ip the way a milter session does: the policy's
 // networks first (in the milter's order: skip, allow, block), then the
-// lists within the whole-connection budget.
-func checkOne(ctx context.Context, checker *rbl.Checker, late *lateResults, pol *milter.Policy, threshold int, ip netip.Addr) checkReport {
+// lists, each given its names as the MTA would give them, within the
+// whole-connection budget.
+func checkOne(ctx context.Context, checker *rbl.Checker, late *lateResults, pol *milter.Policy, threshold int, ip netip.Addr, names *sessionNames) checkReport {
 	r := checkReport{IP: ip.String(), Threshold: threshold, Lists: []listReport{}}
 	if class, network := pol.Classify(ip); class != "" {
 		r.Decision = map[string]string{"skip": "skipped", "allow": "allowed", "block": "blocked"}[class]
@@ -181,42 +238,81 @@ func checkOne(ctx context.Context, checker *rbl.Checker, late *lateResults, pol 
 	late.reset()
 	ctx, cancel := context.WithTimeout(ctx, pol.Timeout)
 	defer cancel()
-	v := checker.Check(ctx, ip)
-	// An early decision leaves lists Pending, but their lookups go on;
-	// the admin wants to see every answer, so wait for them (each is
-	// bounded by its list's timeout, which is at most pol.Timeout).
-	late.wait(v.Results, time.Now().Add(pol.Timeout+time.Second))
+	s := checker.Start(ip)
+	checks := checker.Checks()
+	for _, n := range []struct {
+		check rbl.Check
+		name  string
+	}{
+		// A verified name is also the client's PTR name: the MTA gives it
+		// as both when it gives no other.
+		{rbl.CheckClient, names.client}, {rbl.CheckReverseClient, names.client},
+		{rbl.CheckHelo, names.helo}, {rbl.CheckSender, names.sender},
+	} {
+		err := s.Ask(n.check, n.name)
+		flag := n.check
+		if flag == rbl.CheckReverseClient {
+			flag = rbl.CheckClient
+		}
+		if !names.given[flag] || !checks.Has(n.check) || n.check == rbl.CheckReverseClient && checks.Has(rbl.CheckClient) {
+			continue
+		}
+		nr := nameReport{Check: n.check.String(), Given: n.name}
+		if err != nil {
+			nr.NotAsked = err.Error()
+		}
+		r.Names = append(r.Names, nr)
+	}
+	v := s.Verdict(ctx, 0)
 	r.Decision = v.Decision.String()
 	r.Score = v.Score
 	r.Early = v.Early
 	r.Duration = ms(v.Duration)
-	for _, res := range v.Results {
-		afterDecision := false
-		if res.Outcome == rbl.Pending {
-			if lr, ok := late.get(res.List); ok {
-				res, afterDecision = lr, true
-			}
-		}
+	pending := make([]bool, len(v.Results))
+	for i := range v.Results {
+		pending[i] = v.Results[i].Outcome == rbl.Pending
+	}
+	// An early decision leaves lists Pending, but their lookups go on;
+	// the admin wants to see every answer, so wait for them (each is
+	// bounded by its list's timeout, which is at most pol.Timeout).
+	all := late.settle(s, v, time.Now().Add(pol.Timeout+time.Second))
+	for i, res := range all.Results {
 		lr := listReport{
 			Name:     res.List.String(),
+			Type:     res.List.Type.String(),
 			Outcome:  res.Outcome.String(),
-			Codes:    []string{},
+			Codes:    codeStrings(res.Codes),
 			TXT:      res.TXT,
 			Weight:   res.Weight,
 			Shadow:   res.List.Shadow,
 			Duration: ms(res.Duration),
 			Cached:   res.Cached,
-			Late:     afterDecision,
-		}
-		for _, c := range res.Codes {
-			lr.Codes = append(lr.Codes, c.String())
+			Late:     pending[i] && res.Outcome != rbl.Pending,
 		}
 		if res.Err != nil {
 			lr.Error = res.Err.Error()
 		}
+		for _, l := range late.lookups(res.List) {
+			lk := lookupReport{
+				Check: l.Check.String(), Name: l.Name, Outcome: l.Outcome.String(), Codes: codeStrings(l.Codes),
+				TXT: l.TXT, Weight: l.Matched, Duration: ms(l.Duration), Cached: l.Cached,
+			}
+			if l.Err != nil {
+				lk.Error = l.Err.Error()
+			}
+			lr.Lookups = append(lr.Lookups, lk)
+		}
 		r.Lists = append(r.Lists, lr)
 	}
 	return r
+}
+
+func codeStrings(codes []netip.Addr) []string {
+	out := []string{}
+	for _, c := range codes {
+		out = append(out, c.String())
+	}
+	return out
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -235,17 +331,16 @@ func printReports(w io.Writer, reports []checkReport) {
 			early = ", decided early"
 		}
 		fmt.Fprintf(w, "%s: %s (score %d, threshold %d, %s%s)\n", r.IP, r.Decision, r.Score, r.Threshold, fmtMS(r.Duration), early)
+		for _, n := range r.Names {
+			if n.NotAsked != "" {
+				fmt.Fprintf(w, "  %s not asked: %s\n", n.Check, n.NotAsked)
+			}
+		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  LIST\tHEALTH\tOUTCOME\tCODES\tWEIGHT\tTIME\tTXT")
 		for _, l := range r.Lists {
-			codes := strings.Join(l.Codes, ",")
-			if codes == "" {
-				codes = "-"
-			}
-			t := fmtMS(l.Duration)
-			if l.Cached {
-				t = "cached"
-			}
+			codes := dashIfEmpty(strings.Join(l.Codes, ","))
+			t := fmtTime(l.Duration, l.Cached)
 			name := l.Name
 			if l.Shadow {
 				name += " (shadow)"
@@ -262,9 +357,30 @@ func printReports(w io.Writer, reports []checkReport) {
 				txt = strings.TrimPrefix(txt+"; ", "; ") + "health: " + l.HealthReason
 			}
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%s\t%s\n", name, l.Health, outcome, codes, l.Weight, t, txt)
+			for _, lk := range l.Lookups {
+				txt := lk.TXT
+				if lk.Error != "" {
+					txt = lk.Error
+				}
+				fmt.Fprintf(tw, "    %s=%s\t\t%s\t%s\t%d\t%s\t%s\n", lk.Check, lk.Name, lk.Outcome, dashIfEmpty(strings.Join(lk.Codes, ",")), lk.Weight, fmtTime(lk.Duration, lk.Cached), txt)
+			}
 		}
 		tw.Flush()
 	}
+}
+
+func dashIfEmpty(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func fmtTime(v float64, cached bool) string {
+	if cached {
+		return "cached"
+	}
+	return fmtMS(v)
 }
 
 func fmtMS(v float64) string {
@@ -286,16 +402,19 @@ func newLogger(w io.Writer, c logConfig, level *slog.LevelVar) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// lateResults is an rbl.Observer that keeps the results of lookups that
-// end after Check has returned, so that `check` can show every list.
+// lateResults is an rbl.Observer that keeps every lookup result, so that
+// `check` can show each name a domain list was asked and wait for the
+// lookups that end after an early decision.
 type lateResults struct {
-	mu      sync.Mutex
-	results map[*rbl.List]rbl.Result
+	mu sync.Mutex
+	// byList are the results heard, by list: the one of an IP list, one
+	// per check and name of a domain list.
+	byList  map[*rbl.List][]rbl.Result
 	changed chan struct{}
 }
 
 func newLateResults() *lateResults {
-	return &lateResults{results: map[*rbl.List]rbl.Result{}, changed: make(chan struct{})}
+	return &lateResults{byList: map[*rbl.List][]rbl.Result{}, changed: make(chan struct{})}
 }
 
 func (l *lateResults) QuerySent(string, uint16) {}
@@ -304,7 +423,7 @@ func (l *lateResults) VerdictDone(rbl.Verdict)  {}
 func (l *lateResults) LookupDone(r rbl.Result) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.results[r.List] = r
+	l.byList[r.List] = append(l.byList[r.List], r)
 	close(l.changed)
 	l.changed = make(chan struct{})
 }
@@ -312,41 +431,41 @@ func (l *lateResults) LookupDone(r rbl.Result) {
 func (l *lateResults) reset() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	clear(l.results)
+	clear(l.byList)
 }
 
-func (l *lateResults) get(list *rbl.List) (rbl.Result, bool) {
+// lookups returns a domain list's name lookups, in the order of the checks
+// and as asked; nil for an IP list.
+func (l *lateResults) lookups(list *rbl.List) []rbl.Result {
+	if list.Type != rbl.DomainList {
+		return nil
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r, ok := l.results[list]
-	return r, ok && r.Outcome != rbl.Pending
+	out := slices.Clone(l.byList[list])
+	slices.SortStableFunc(out, func(a, b rbl.Result) int { return int(a.Check) - int(b.Check) })
+	return out
 }
 
-// wait returns once every Pending result has been reported, or at
-// deadline.
-func (l *lateResults) wait(results []rbl.Result, deadline time.Time) {
+// settle returns s's verdict once no lookup is pending, or at deadline:
+// the lookups an early decision (v) left behind report here when they
+// end.
+func (l *lateResults) settle(s *rbl.Session, v rbl.Verdict, deadline time.Time) rbl.Verdict {
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
-	for {
+	for v.Early {
 		l.mu.Lock()
-		missing := false
-		for _, r := range results {
-			if r.Outcome != rbl.Pending {
-				continue
-			}
-			if got, ok := l.results[r.List]; !ok || got.Outcome == rbl.Pending {
-				missing = true
-			}
-		}
 		changed := l.changed
 		l.mu.Unlock()
-		if !missing {
-			return
+		// Taken after changed: a lookup that ends in between closes it.
+		if v = s.Peek(0); !v.Early {
+			break
 		}
 		select {
 		case <-changed:
 		case <-timer.C:
-			return
+			return s.Peek(0)
 		}
 	}
+	return v
 }

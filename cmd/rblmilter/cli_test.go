@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -102,7 +104,7 @@ func TestUsageErrors(t *testing.T) {
 		}
 	}
 	code, _, errOut := runCLI(t, "-help")
-	if code != 0 || !strings.Contains(errOut, "rblmilter check [-config FILE] [-json] IP...") {
+	if code != 0 || !strings.Contains(errOut, "rblmilter check [-config FILE] [-json] [-client-name NAME] [-helo NAME] [-sender ADDRESS] IP...") {
 		t.Errorf("-help: exit %d, stderr %s", code, errOut)
 	}
 }
@@ -270,5 +272,67 @@ func TestCheckShowsListsAnsweringAfterAnEarlyDecision(t *testing.T) {
 	code, out, _ = runCLI(t, "check", "-config", path, "192.0.2.1")
 	if code != 1 || !strings.Contains(out, "listed (after decision)") {
 		t.Errorf("text output lacks the late answer:\n%s", out)
+	}
+}
+
+// check gives domain lists the names a session would show, and shows each
+// lookup with the name asked, and why a name was not asked.
+func TestCheckDomainLists(t *testing.T) {
+	d := newDNSBL(t)
+	d.Set("spammer.example.dbl.test", rbltest.A("127.0.1.2"), rbltest.TXT("spam domain"))
+	d.Set("test.dbl.test", rbltest.A("127.0.1.2"))
+	path := filepath.Join(t.TempDir(), "rblmilter.toml")
+	text := `resolvers = ["` + d.Addr() + `"]
+skip = []
+threshold = 3
+sites = ["` + testZone + `*3"]
+
+[[list]]
+zone = "dbl.test"
+name = "Test DBL"
+type = "domain"
+weight = 3
+filters = ["127.0.1.[2..99]"]
+`
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, "check", "-config", path, "-json", "-client-name", "[192.0.2.1]", "-helo", "Mail.Spammer.Example", "-sender", "<>", "192.0.2.1")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1 (the HELO name is listed)\n%s%s", code, out, errOut)
+	}
+	var reports []checkReport
+	if err := json.Unmarshal([]byte(out), &reports); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	r := reports[0]
+	wantNames := []nameReport{
+		{Check: "client", Given: "[192.0.2.1]", NotAsked: `"[192.0.2.1]": an address literal, not a name`},
+		{Check: "helo", Given: "Mail.Spammer.Example"},
+		{Check: "sender", Given: "<>", NotAsked: "the null sender <> has no domain"},
+	}
+	if r.Decision != "reject" || r.Score != 3 || !reflect.DeepEqual(r.Names, wantNames) {
+		t.Errorf("report %+v\nnames %+v, want %+v", r, r.Names, wantNames)
+	}
+	dbl := r.Lists[1]
+	got := []string{}
+	for _, l := range dbl.Lookups {
+		got = append(got, l.Check+" "+l.Name+" "+l.Outcome+" "+strings.Join(l.Codes, ",")+" "+l.TXT)
+	}
+	want := []string{"helo mail.spammer.example not_listed  ", "helo spammer.example listed 127.0.1.2 spam domain"}
+	if dbl.Type != "domain" || dbl.Outcome != "listed" || dbl.Weight != 3 || !slices.Equal(got, want) {
+		t.Errorf("DBL report %+v\nlookups %q, want %q", dbl, got, want)
+	}
+	if r.Lists[0].Type != "ip" || r.Lists[0].Lookups != nil {
+		t.Errorf("IP list report %+v", r.Lists[0])
+	}
+
+	code, out, _ = runCLI(t, "check", "-config", path, "-helo", "mx.example.org", "-sender", "user@spammer.example", "192.0.2.1")
+	if code != 1 || !containsAll(out, []string{"192.0.2.1: reject (score 3", "helo=mx.example.org", "helo=example.org", "sender=spammer.example", "listed", "127.0.1.2", "spam domain"}) {
+		t.Errorf("table: exit %d\n%s", code, out)
+	}
+	code, out, _ = runCLI(t, "check", "-config", path, "-helo", "[192.0.2.1]", "192.0.2.1")
+	if code != 0 || !containsAll(out, []string{"helo not asked: \"[192.0.2.1]\": an address literal, not a name", "no_name"}) {
+		t.Errorf("table with an address literal HELO: exit %d\n%s", code, out)
 	}
 }

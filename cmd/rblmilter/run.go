@@ -81,7 +81,8 @@ func (env environment) parseEnv(listenOverride string) parseEnv {
 const usageText = `Usage:
   rblmilter [-config FILE] [-listen SPEC]     run the milter daemon
   rblmilter -check-config [-config FILE]      validate the config and exit
-  rblmilter check [-config FILE] [-json] IP...  look addresses up as the daemon would
+  rblmilter check [-config FILE] [-json] [-client-name NAME] [-helo NAME] [-sender ADDRESS] IP...
+                                              look addresses (and names) up as the daemon would
   rblmilter -version
 
 Without -config, %s is read if it exists, else a built-in
