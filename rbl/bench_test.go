@@ -129,13 +129,14 @@ func BenchmarkCheckCold(b *testing.B) {
 
 // BenchmarkCacheBytesPerAnswer fills a cache with one million answers (one
 // in ten a listing) and reports the heap (and, on Linux, resident) bytes each
-// answer costs. Run it with -benchtime=1x.
+// answer costs: IPv4 and IPv6 addresses, and domain lists' names (keyed by
+// a hash, so the names' length does not count). Run it with -benchtime=1x.
 func BenchmarkCacheBytesPerAnswer(b *testing.B) {
 	const n = 1_000_000
-	for _, family := range []string{"ipv4", "ipv6"} {
-		b.Run(family, func(b *testing.B) {
+	for _, kind := range []string{"ipv4", "ipv6", "names"} {
+		b.Run(kind, func(b *testing.B) {
 			for b.Loop() {
-				heap, rss := measureCache(b, n, family == "ipv6")
+				heap, rss := measureCache(b, n, kind)
 				b.ReportMetric(heap, "heap-bytes/answer")
 				if rss > 0 {
 					b.ReportMetric(rss, "rss-bytes/answer")
@@ -145,7 +146,7 @@ func BenchmarkCacheBytesPerAnswer(b *testing.B) {
 	}
 }
 
-func measureCache(b *testing.B, n int, v6 bool) (heapPer, rssPer float64) {
+func measureCache(b *testing.B, n int, kind string) (heapPer, rssPer float64) {
 	b.StopTimer()
 	runtime.GC()
 	var before, after runtime.MemStats
@@ -160,15 +161,18 @@ func measureCache(b *testing.B, n int, v6 bool) (heapPer, rssPer float64) {
 	listed := answer{kind: answerRecords, codes: codeSet(appendCode(nil, 0x7f000002)), ttl: time.Hour}
 	clean := answer{kind: answerNegative, ttl: time.Hour}
 	for i := range n {
-		ip := benchAddr(i)
-		if v6 {
-			ip = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 12: byte(i >> 24), 13: byte(i >> 16), 14: byte(i >> 8), 15: byte(i)})
-		}
 		a := &clean
 		if i%10 == 0 {
 			a = &listed
 		}
-		cache.put(zone, ip, a)
+		switch kind {
+		case "names":
+			cache.putName(cache.nameKey(zone, "mail-"+strconv.Itoa(i)+".example.com"), a)
+		case "ipv6":
+			cache.put(zone, netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 12: byte(i >> 24), 13: byte(i >> 16), 14: byte(i >> 8), 15: byte(i)}), a)
+		default:
+			cache.put(zone, benchAddr(i), a)
+		}
 	}
 	b.StopTimer()
 	if cache.Len() != n {
