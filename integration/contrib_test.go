@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,6 +73,27 @@ func (s postfixSnippet) get(t testing.TB, name string) string {
 	}
 	t.Fatalf("contrib/postfix/main.cf sets no %s", name)
 	return ""
+}
+
+// milters returns contrib's smtpd_milters with the milter at port.
+func (s postfixSnippet) milters(t testing.TB, port int) string {
+	t.Helper()
+	return replaceOnce(t, "contrib smtpd_milters", s.get(t, "smtpd_milters"), "inet:127.0.0.1:8890", fmt.Sprintf("inet:127.0.0.1:%d", port))
+}
+
+// mainLines returns the active lines as main.cf lines, the milter at
+// port.
+func (s postfixSnippet) mainLines(t testing.TB, port int) string {
+	t.Helper()
+	var b strings.Builder
+	for _, kv := range s.Active {
+		value := kv[1]
+		if kv[0] == "smtpd_milters" {
+			value = s.milters(t, port)
+		}
+		fmt.Fprintf(&b, "%s = %s\n", kv[0], value)
+	}
+	return b.String()
 }
 
 // example returns the first commented-out value of name containing part.

@@ -50,18 +50,7 @@ func TestPostfix(t *testing.T) {
 	// The milter settings exactly as contrib ships them; only the address
 	// changes.
 	snippet := readPostfixSnippet(t)
-	contribMilters := snippet.get(t, "smtpd_milters")
-	withPort := func(port int) string {
-		return replaceOnce(t, "contrib smtpd_milters", contribMilters, "inet:127.0.0.1:8890", fmt.Sprintf("inet:127.0.0.1:%d", port))
-	}
-	var contribLines strings.Builder
-	for _, kv := range snippet.Active {
-		value := kv[1]
-		if kv[0] == "smtpd_milters" {
-			value = withPort(connectPort)
-		}
-		fmt.Fprintf(&contribLines, "%s = %s\n", kv[0], value)
-	}
+	withPort := func(port int) string { return snippet.milters(t, port) }
 	// The unix-socket example line, verbatim: the chrooted smtpd finds
 	// /rblmilter/rblmilter.sock inside the queue directory.
 	unixMilters := snippet.example(t, "smtpd_milters", "unix:")
@@ -70,7 +59,7 @@ func TestPostfix(t *testing.T) {
 	smtpRcpt := freePort(t, "tcp", "127.0.0.1")
 	smtpTag := freePort(t, "tcp", "127.0.0.1")
 	smtpUnix := freePort(t, "tcp", "127.0.0.1")
-	pf.start(t, contribLines.String(), "", []postfixListener{
+	pf.start(t, snippet.mainLines(t, connectPort), "", []postfixListener{
 		{Port: smtpConnect},
 		{Port: smtpRcpt, Milters: withPort(rcptPort)},
 		{Port: smtpTag, Milters: withPort(tagPort)},

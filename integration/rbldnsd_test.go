@@ -48,7 +48,31 @@ var testZones = []struct {
 	// An operator's "you may not query us" answer, for every address.
 	{"err.test", "ip4trie", "err4", ":127.255.255.254:Error: query refused\n0.0.0.0/0\n"},
 	{"err.test", "ip6trie", "err6", ":127.255.255.254:Error: query refused\n::/0\n"},
+	// Domain lists (RFC 5782 §2.3) as rbldnsd dnset zones, with the
+	// RFC 5782 §5 test entry "test" (and not "invalid"): a DBL-like zone
+	// with its 127.0.1.x codes and its error code, and a ZRD-like one.
+	{"dbl.test", "dnset", "dbl", ":127.0.1.2:" + dblTXT + "\ntest\n" + listedHelo + "\n" + listedSenderDomain + "\n" +
+		listedClientName + "\n" + clientName(listedNameIPv4) + "\n" + listedDomain + "\n" +
+		abusedDomain + " :127.0.1.102:Abused legitimate domain\n" + dblErrorDomain + " :127.0.1.255:Error: IP queries prohibited\n"},
+	{"zrd.test", "dnset", "zrd", ":127.0.2.24:" + zrdTXT + "\ntest\n" + youngDomain + " :127.0.2.2:" + zrdTXT + "\n" +
+		zrdErrorDomain + " :127.0.2.255:Error: IP queries prohibited\n"},
 }
+
+// The names the domain zones list, and their roles.
+const (
+	listedHelo         = "listed-helo.example"   // dbl.test 127.0.1.2: a HELO name
+	listedSenderDomain = "listed-sender.example" // dbl.test 127.0.1.2: a sender domain
+	listedClientName   = "listed-client.example" // dbl.test 127.0.1.2: a client name (Postfix XCLIENT NAME=)
+	listedDomain       = "spammer.example"       // dbl.test 127.0.1.2: a registered domain, whose subdomains count through it
+	abusedDomain       = "abused.example"        // dbl.test 127.0.1.102: abused, does not count
+	dblErrorDomain     = "dbl-error.example"     // dbl.test 127.0.1.255: DBL's error code
+	youngDomain        = "young.example"         // zrd.test 127.0.2.2: first seen two hours ago
+	zrdErrorDomain     = "zrd-error.example"     // zrd.test 127.0.2.255: ZRD's error code
+	// listedNameIPv4 is a client Sendmail knows by a name dbl.test lists.
+	listedNameIPv4 = "198.51.100.20"
+	dblTXT         = "Listed by the test DBL"
+	zrdTXT         = "Young domain (test ZRD)"
+)
 
 // dnsServer is a DNS server the test asks directly (rbldnsd, or a
 // resolver in front of it).

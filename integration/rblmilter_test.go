@@ -30,6 +30,8 @@ type milterOptions struct {
 	Metrics string
 	// Extra are more top-level TOML lines (socket_group, ...).
 	Extra string
+	// Lists are more [[list]] tables, after the common ones.
+	Lists string
 }
 
 // The lists every daemon of the suite uses (zones served by rbldnsd, see
@@ -84,6 +86,7 @@ group = "nogroup"
 	b.WriteString(o.Extra)
 	b.WriteString("\n")
 	b.WriteString(testLists)
+	b.WriteString(o.Lists)
 	fmt.Fprintf(&b, `
 [log]
 format = "json"

@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -44,9 +45,24 @@ type session struct {
 	// XClient, when set, is the client address presented to Postfix with
 	// XCLIENT (Postfix then runs its milters' connect stage again with it).
 	XClient string
+	// XClientName is the client name sent with XCLIENT (NAME=), the
+	// name Postfix treats as verified; the default is [UNAVAILABLE].
+	XClientName string
+	// Helo is the EHLO name; the default is client.test.invalid.
+	Helo string
+	// Sender is the MAIL FROM path with its angle brackets ("<>" for the
+	// null sender); the default is <sender@client.test.invalid>.
+	Sender string
 	// Rcpts are the recipients; the default is one ordinary mailbox.
 	Rcpts []string
 }
+
+// defaultHelo and defaultSender are what a session sends unless told
+// otherwise; neither is listed anywhere.
+const (
+	defaultHelo   = "client.test.invalid"
+	defaultSender = "<sender@client.test.invalid>"
+)
 
 // transcript is what the client saw.
 type transcript struct {
@@ -114,7 +130,15 @@ func trySendMail(d dialer, s session) (*transcript, error) {
 	if err := read(&tr.Greeting); err != nil {
 		return tr, fmt.Errorf("greeting: %w", err)
 	}
-	if err := cmd(&tr.Ehlo, "EHLO client.test.invalid"); err != nil {
+	helo, sender, name := cmp.Or(s.Helo, defaultHelo), cmp.Or(s.Sender, defaultSender), cmp.Or(s.XClientName, "[UNAVAILABLE]")
+	// Before XCLIENT the session is the test's own connection: it shows
+	// the default name, so that only the client XCLIENT presents shows
+	// the session's.
+	first := helo
+	if s.XClient != "" {
+		first = defaultHelo
+	}
+	if err := cmd(&tr.Ehlo, "EHLO %s", first); err != nil {
 		return tr, err
 	}
 	if s.XClient != "" {
@@ -123,14 +147,14 @@ func trySendMail(d dialer, s session) (*transcript, error) {
 		if addr.Is6() {
 			param = "IPV6:" + param
 		}
-		if err := cmd(&tr.XClient, "XCLIENT ADDR=%s NAME=[UNAVAILABLE]", param); err != nil {
+		if err := cmd(&tr.XClient, "XCLIENT ADDR=%s NAME=%s", param, name); err != nil {
 			return tr, err
 		}
-		if err := cmd(&tr.Ehlo, "EHLO client.test.invalid"); err != nil {
+		if err := cmd(&tr.Ehlo, "EHLO %s", helo); err != nil {
 			return tr, err
 		}
 	}
-	if err := cmd(&tr.Mail, "MAIL FROM:<sender@client.test.invalid>"); err != nil {
+	if err := cmd(&tr.Mail, "MAIL FROM:%s", sender); err != nil {
 		return tr, err
 	}
 	if !tr.Mail.ok() {
