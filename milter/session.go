@@ -89,12 +89,12 @@ func (s *session) Connect(host string, family string, port uint16, addr net.IP, 
 }
 
 // clientNames returns the client's verified name and its PTR name from
-// the connect macros, "" for none. Postfix sends the verified name as
-// {client_name} and the PTR name as {client_ptr}, "unknown" when there is
-// none; Sendmail sends the PTR name as {client_name} too, with
-// {client_resolve} "OK" only when its forward lookup matched. Without the
-// macros the connect host name counts, unless it is the "[address]" an MTA
-// sends for a client without a name.
+// the connect macros, "" for none. Postfix and Sendmail send the client's
+// name as {client_name} and the PTR name as {client_ptr} ("unknown" when
+// there is none), and {client_resolve} "OK" only when the name's forward
+// lookup gave the client's address back. Without the macros the connect
+// host name counts, unless it is the "[address]" an MTA sends for a client
+// without a name.
 func clientNames(host string, macros map[string]string) (verified, ptr string) {
 	usable := func(name string) string {
 		if name == "unknown" || strings.HasPrefix(name, "[") {

@@ -93,8 +93,8 @@ func (pl *plan) macros() map[gomilter.Stage][]string {
 	// apart at MAIL.
 	connect := []string{"{client_addr}", "j", "{daemon_name}"}
 	if pl.clientNames {
-		// The verified name, the PTR name, and Sendmail's verdict on the
-		// name's forward lookup (Postfix sends none).
+		// The client's name, its PTR name, and the MTA's verdict on the
+		// name's forward lookup (OK: verified).
 		connect = append(connect, "{client_name}", "{client_ptr}", "{client_resolve}")
 	}
 	return map[gomilter.Stage][]string{

@@ -1,6 +1,7 @@
 // Package rbl is rblmilter's DNS blocklist (DNSBL) and allowlist (DNSWL) lookup
-// engine, following RFC 5782. It knows nothing about milters: give it a client
-// address and it answers with a Verdict. Use it on its own, for instance in an
+// engine, following RFC 5782, for IP lists and domain lists (RHSBL). It knows
+// nothing about milters: give it a client address (and the names the client
+// shows) and it answers with a Verdict. Use it on its own, for instance in an
 // SMTP server written in Go.
 //
 // The engine's first duty is to never mistake an error for a listing: list
@@ -36,19 +37,48 @@
 //
 //	bad DNSBL site "zen.spamhaus.org=127.0.0.[2..1x]": filter "127.0.0.[2..1x]": octet 4 "[2..1x]": "1x" is not a number from 0 to 255
 //
+// # Domain lists and sessions
+//
+// A List with Type DomainList is asked about names (RFC 5782 §2.3: Spamhaus
+// DBL and ZRD, SURBL, URIBL), the ones its Checks name: the client's verified
+// name (CheckClient), its PTR name (CheckReverseClient), its HELO name
+// (CheckHelo) and its sender's domain (CheckSender). An SMTP server learns
+// them stage by stage, so a Session asks them as they come:
+//
+//	s := checker.Start(clientAddr)      // IP lists start at once
+//	s.Ask(rbl.CheckClient, verifiedName) // at connect
+//	v := s.Verdict(ctx, rbl.Checks(rbl.CheckHelo, rbl.CheckSender))
+//	// v.Settled: nothing still to come can change v.Decision
+//	s.Ask(rbl.CheckHelo, heloName)
+//	v = s.Peek(rbl.Checks(rbl.CheckSender)) // what is in, without waiting
+//	s.Ask(rbl.CheckSender, mailFrom)       // "<user@example.com>", "<>"
+//	v = s.Verdict(ctx, 0)                  // every answer of this transaction
+//
+// Each name is normalized (lower case, IDNs as A-labels, no trailing dot) and
+// asked as it is and as its registered domain (golang.org/x/net/publicsuffix:
+// mail.example.co.uk and example.co.uk), once per query zone whatever asks
+// it; names that cannot be asked (address literals, single labels,
+// localhost, invalid names, the null sender) are not looked up, and Ask says
+// why (see DomainQueryName and SenderDomain). A list entry adds its weight
+// once however many of its names are listed. A negative weight on a check
+// the client chooses (helo, sender, reverse_client) is refused by
+// NewChecker: any client could allowlist itself. Check is a Session that asks
+// no names.
+//
 // # What counts as listed
 //
 // Every list lookup ends in exactly one Outcome, and only Listed ever adds
 // weight: A records in 127.0.0.0/8 that pass the list's filters (every code
 // is kept in Result.Codes). NotListed is NXDOMAIN, NOERROR without A records,
 // or codes that match no filter. Refused (an operator error code:
-// 127.255.255.0/24, 127.0.1.255, 127.0.0.255) and Bogus (any A record outside
+// 127.255.255.0/24, 127.0.1.255, 127.0.2.255, 127.0.0.255) and Bogus (any A record outside
 // 127.0.0.0/8) never count and win over the filters. Error (SERVFAIL,
 // REFUSED, network error, mismatched answer) and Timeout count as not listed
 // unless the list has OnError: FailTempfail; then the verdict is Tempfail,
 // but only when that list could have changed the decision. Pending lists had
 // not answered when an early decision was taken; Disabled ones were not asked
-// (address family off, or the Health hook took the list out). The same rules,
+// (address family off, or the Health hook took the list out); NoName domain
+// lists had no name to ask. The same rules,
 // in the daemon's terms, are in docs/decisions.md of the repository.
 //
 // # Scoring and early decisions

@@ -223,8 +223,8 @@ func newCacheCollector(c *Cache) *cacheCollector {
 		hits:      prometheus.NewDesc("rblmilter_cache_hits_total", "Cache lookups answered from the cache (per query zone and client).", nil, nil),
 		misses:    prometheus.NewDesc("rblmilter_cache_misses_total", "Cache lookups not found or expired.", nil, nil),
 		evictions: prometheus.NewDesc("rblmilter_cache_evictions_total", "Cached answers dropped to make room (the cache is full).", nil, nil),
-		size:      prometheus.NewDesc("rblmilter_cache_entries", "Answers in the cache now (IPv4 and IPv6).", nil, nil),
-		capacity:  prometheus.NewDesc("rblmilter_cache_capacity", "Answers the cache holds at most per address family (cache.size).", nil, nil),
+		size:      prometheus.NewDesc("rblmilter_cache_entries", "Answers in the cache now (IPv4, IPv6 and names).", nil, nil),
+		capacity:  prometheus.NewDesc("rblmilter_cache_capacity", "Answers the cache holds at most of each kind: IPv4, IPv6, names (cache.size).", nil, nil),
 	}
 }
 
