@@ -249,12 +249,15 @@ func checkOne(ctx context.Context, checker *rbl.Checker, late *lateResults, pol 
 		{rbl.CheckClient, names.client}, {rbl.CheckReverseClient, names.client},
 		{rbl.CheckHelo, names.helo}, {rbl.CheckSender, names.sender},
 	} {
-		err := s.Ask(n.check, n.name)
 		flag := n.check
 		if flag == rbl.CheckReverseClient {
 			flag = rbl.CheckClient
 		}
-		if !names.given[flag] || !checks.Has(n.check) || n.check == rbl.CheckReverseClient && checks.Has(rbl.CheckClient) {
+		if !names.given[flag] {
+			continue
+		}
+		err := s.Ask(n.check, n.name)
+		if !checks.Has(n.check) || n.check == rbl.CheckReverseClient && checks.Has(rbl.CheckClient) {
 			continue
 		}
 		nr := nameReport{Check: n.check.String(), Given: n.name}
