@@ -121,8 +121,8 @@ func plainName(n string) (string, bool) {
 // hasALabel reports whether a label of n starts with "xn--" in any case:
 // those are decoded and checked by IDNA.
 func hasALabel(n string) bool {
-	for label := range strings.SplitSeq(n, ".") {
-		if len(label) >= 4 && strings.EqualFold(label[:4], "xn--") {
+	for i := 0; i+4 <= len(n); i++ {
+		if (i == 0 || n[i-1] == '.') && n[i+2] == '-' && n[i+3] == '-' && strings.EqualFold(n[i:i+2], "xn") {
 			return true
 		}
 	}

@@ -119,7 +119,7 @@ func (m *Metrics) LookupDone(r Result) {
 		// Not an end: LookupDone is called again with the real one.
 		return
 	}
-	name := r.List.String()
+	name := r.List.display()
 	lm, byOutcome := m.list(name, r.Check)
 	if int(r.Outcome) < len(byOutcome) && byOutcome[r.Outcome] != nil {
 		byOutcome[r.Outcome].Inc()
@@ -206,7 +206,7 @@ func (m *Metrics) VerdictDone(v Verdict) {
 	for i := range v.Results {
 		r := &v.Results[i]
 		if r.Outcome == Listed && r.Weight != 0 {
-			m.byList.WithLabelValues(r.List.String(), decision).Inc()
+			m.byList.WithLabelValues(r.List.display(), decision).Inc()
 		}
 	}
 }

@@ -40,9 +40,7 @@ func (s *Session) startDomain() {
 	} else {
 		s.dActive = make([]uint64, n)
 	}
-	// Room for a name and its registered domain, for two checks, per
-	// group: a HELO name and a sender domain.
-	s.lookups = make([]nameLookup, 0, 4*len(c.dgroups))
+	s.lookups = s.lookupBuf[:0]
 	for gi := range c.dgroups {
 		for _, li := range c.dgroups[gi].lists {
 			l := &c.cfg.Lists[li]
@@ -95,6 +93,10 @@ func (s *Session) Ask(check Check, name string) error {
 	s.names[check] = names
 	s.reported = false
 	s.mark = c.now()
+	var cacheNow uint32
+	if c.cache != nil && names[0] != "" {
+		cacheNow = c.cache.clock()
+	}
 	for gi := range c.dgroups {
 		g := &c.dgroups[gi]
 		if !s.asks(gi, check) {
@@ -108,7 +110,7 @@ func (s *Session) Ask(check Check, name string) error {
 				c.log.Debug("name not asked of a domain list", "check", check.String(), "list", g.name, "reason", nameError(n, tooLongForZone).Error())
 				continue
 			}
-			s.ask(gi, n, check)
+			s.ask(gi, n, check, cacheNow)
 		}
 	}
 	s.prune()
@@ -161,8 +163,8 @@ func (s *Session) find(gi int, name string) int {
 
 // ask looks name up in domain group gi for check: an answer the session
 // has already got serves again, a cached one is taken at once, else DNS is
-// asked in the background.
-func (s *Session) ask(gi int, name string, check Check) {
+// asked in the background. cacheNow is the cache's clock.
+func (s *Session) ask(gi int, name string, check Check, cacheNow uint32) {
 	c := s.c
 	s.mu.Lock()
 	if k := s.find(gi, name); k >= 0 {
@@ -194,7 +196,7 @@ func (s *Session) ask(gi int, name string, check Check) {
 	var pre *answer
 	if c.cache != nil {
 		key = c.cache.nameKey(g.zoneID, name)
-		if e, ok := c.cache.getName(key, c.cache.clock()); ok {
+		if e, ok := c.cache.getName(key, cacheNow); ok {
 			a := e.answer()
 			if !c.needTXT(g, active, &a) {
 				s.complete(id, gi, name, check, &a, 0)

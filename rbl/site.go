@@ -137,7 +137,10 @@ func checkLabel(label string) *partError {
 }
 
 // String returns the display name, never the key.
-func (l List) String() string {
+func (l List) String() string { return l.display() }
+
+// display is String without copying the List, for the hot paths.
+func (l *List) display() string {
 	// A name that quotes the key (NewChecker refuses one, but a List may
 	// be printed before that) shows as the zone.
 	if l.Name != "" && (l.Key == "" || !containsFold(l.Name, l.Key)) {
