@@ -40,7 +40,6 @@ func (s *Session) startDomain() {
 	} else {
 		s.dActive = make([]uint64, n)
 	}
-	s.lookups = s.lookupBuf[:0]
 	for gi := range c.dgroups {
 		for _, li := range c.dgroups[gi].lists {
 			l := &c.cfg.Lists[li]
@@ -187,6 +186,12 @@ func (s *Session) ask(gi int, name string, check Check, cacheNow uint32) {
 	}
 	s.nextID++
 	id := s.nextID
+	if s.lookups == nil {
+		// Room for a name and its registered domain, for two checks (a
+		// HELO name, a sender domain), in two zones that share the
+		// names, as they mostly do.
+		s.lookups = make([]nameLookup, 0, 4)
+	}
 	s.lookups = append(s.lookups, nameLookup{id: id, group: gi, name: name, checks: Checks(check)})
 	s.mu.Unlock()
 
