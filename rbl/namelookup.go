@@ -418,9 +418,9 @@ func (s *Session) findAny(gi int, name string) int {
 	return found
 }
 
-// domainResult is domain entry i's Result from its names' answers; s.mu is
-// held.
-func (s *Session) domainResult(i int) Result {
+// domainResult is domain entry i's Result from its names' answers, and
+// whether some are still out; s.mu is held.
+func (s *Session) domainResult(i int) (Result, bool) {
 	l := &s.c.cfg.Lists[i]
 	st := s.combine(i, 0)
 	r := Result{List: l, Check: st.check, Name: st.name, Duration: st.dur, Cached: st.asked && st.cached}
@@ -441,7 +441,7 @@ func (s *Session) domainResult(i int) Result {
 	default:
 		r.Outcome = NoName
 	}
-	return r
+	return r, st.pending
 }
 
 // resolveName asks DNS for a domain group's A records about a name.

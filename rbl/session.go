@@ -237,17 +237,21 @@ func (s *Session) Settled(open CheckSet) bool {
 // once for the names asked so far.
 func (s *Session) finish(d Decision, settled bool, score int) Verdict {
 	c := s.c
+	v := &s.v
+	v.Decision, v.Settled, v.Score, v.Early = d, settled, score, false
 	if len(c.dgroups) > 0 {
 		s.mu.Lock()
-		for i := range s.v.Results {
-			if c.entries[i].domain && s.v.Results[i].Outcome != Disabled {
-				s.v.Results[i] = s.domainResult(i)
+		for i := range v.Results {
+			if c.entries[i].domain && v.Results[i].Outcome != Disabled {
+				var pending bool
+				v.Results[i], pending = s.domainResult(i)
+				// A domain list already listed for one name shows
+				// Listed while others are out.
+				v.Early = v.Early || pending
 			}
 		}
 		s.mu.Unlock()
 	}
-	v := &s.v
-	v.Decision, v.Settled, v.Score, v.Early = d, settled, score, false
 	for i := range v.Results {
 		if v.Results[i].Outcome == Pending {
 			v.Early = true

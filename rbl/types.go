@@ -183,7 +183,8 @@ type Verdict struct {
 	// the decision was taken (shadow lists and failures add nothing).
 	Score int
 	// Early is true when the decision was taken before every list answered
-	// (some Results are Pending).
+	// (some Results are Pending, or a domain list listed for one name
+	// still waits for others).
 	Early bool
 	// Settled is true when nothing can change Decision: neither the
 	// lookups still pending nor the names of the checks the caller said
