@@ -264,7 +264,7 @@ func listProblems(v *rbl.Verdict) string {
 	for i := range v.Results {
 		r := &v.Results[i]
 		switch r.Outcome {
-		case rbl.Refused, rbl.Bogus, rbl.Error, rbl.Timeout:
+		case rbl.Refused, rbl.Bogus, rbl.Error, rbl.Timeout, rbl.OverBudget:
 		default:
 			continue
 		}

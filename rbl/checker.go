@@ -34,6 +34,10 @@ type Options struct {
 	// Health, if set, switches unhealthy lists off and hears about every
 	// fresh answer.
 	Health Health
+	// Budget, if set, counts every DNS query sent and holds each list to
+	// its DailyQueries (configure it with the same lists). One Budget may
+	// be shared by several Checkers, e.g. across a config reload.
+	Budget *Budget
 }
 
 // Observer is told what the engine does, for metrics. Its methods are called
@@ -83,6 +87,7 @@ type Checker struct {
 	log      *slog.Logger
 	obs      Observer
 	health   Health
+	budget   *Budget
 
 	groups []group
 	// entries run parallel to cfg.Lists.
@@ -157,6 +162,7 @@ func NewChecker(cfg Config, opts Options) (*Checker, error) {
 		log:      opts.Logger,
 		obs:      opts.Observer,
 		health:   opts.Health,
+		budget:   opts.Budget,
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -174,7 +180,7 @@ func NewChecker(cfg Config, opts Options) (*Checker, error) {
 			return nil, fmt.Errorf("rbl: list %d (%s): %w", i+1, l, err)
 		}
 		l.Filters = append([]Filter(nil), l.Filters...)
-		qzone := strings.ToLower(l.queryZone())
+		qzone := l.queryZoneKey()
 		gi, ok := byZone[qzone]
 		if !ok {
 			gi = len(c.groups)
@@ -244,6 +250,9 @@ func normalizeList(l *List, timeout time.Duration) error {
 	}
 	if l.OnError != FailIgnore && l.OnError != FailTempfail {
 		return fmt.Errorf("unknown failure policy %d", l.OnError)
+	}
+	if l.DailyQueries < 0 {
+		return fmt.Errorf("negative daily query limit %d", l.DailyQueries)
 	}
 	return nil
 }
@@ -482,6 +491,10 @@ func (c *Checker) resolve(g *group, ip netip.Addr) answer {
 				return &a, nil
 			}
 		}
+		if !c.budget.take(g.zone) {
+			// Not asked, so neither cached nor a failure to report.
+			return &answer{kind: answerOverBudget}, nil
+		}
 		ctx, cancel := context.WithTimeout(c.bg, g.timeout)
 		defer cancel()
 		if c.obs != nil {
@@ -523,6 +536,10 @@ func (c *Checker) resolveTXT(g *group, ip netip.Addr) string {
 			if txt, ok := c.cache.getTXT(g.zoneID, ip); ok {
 				return txt, nil
 			}
+		}
+		if !c.budget.take(g.zone) {
+			// The text only decorates the reply.
+			return "", nil
 		}
 		ctx, cancel := context.WithTimeout(c.bg, g.timeout)
 		defer cancel()

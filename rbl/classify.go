@@ -5,18 +5,20 @@ import (
 )
 
 var outcomeNames = [...]string{
-	Pending:   "pending",
-	NotListed: "not_listed",
-	Listed:    "listed",
-	Refused:   "refused",
-	Bogus:     "bogus",
-	Error:     "error",
-	Timeout:   "timeout",
-	Disabled:  "disabled",
+	Pending:    "pending",
+	NotListed:  "not_listed",
+	Listed:     "listed",
+	Refused:    "refused",
+	Bogus:      "bogus",
+	Error:      "error",
+	Timeout:    "timeout",
+	Disabled:   "disabled",
+	OverBudget: "over_budget",
 }
 
 // String returns the metric/log name of the outcome: "pending",
-// "not_listed", "listed", "refused", "bogus", "error", "timeout", "disabled".
+// "not_listed", "listed", "refused", "bogus", "error", "timeout",
+// "disabled", "over_budget".
 func (o Outcome) String() string {
 	if int(o) < len(outcomeNames) {
 		return outcomeNames[o]

@@ -144,7 +144,7 @@ func TestWeightRange(t *testing.T) {
 
 func TestOutcomeAndDecisionNames(t *testing.T) {
 	want := map[Outcome]string{Pending: "pending", NotListed: "not_listed", Listed: "listed", Refused: "refused",
-		Bogus: "bogus", Error: "error", Timeout: "timeout", Disabled: "disabled", Outcome(200): "unknown"}
+		Bogus: "bogus", Error: "error", Timeout: "timeout", Disabled: "disabled", OverBudget: "over_budget", Outcome(200): "unknown"}
 	for o, s := range want {
 		if o.String() != s {
 			t.Errorf("Outcome(%d) = %q, want %q", o, o.String(), s)
@@ -155,7 +155,7 @@ func TestOutcomeAndDecisionNames(t *testing.T) {
 			t.Errorf("Decision(%d) = %q, want %q", d, d.String(), s)
 		}
 	}
-	if !Error.Failed() || !Timeout.Failed() || Refused.Failed() || Bogus.Failed() {
+	if !Error.Failed() || !Timeout.Failed() || Refused.Failed() || Bogus.Failed() || OverBudget.Failed() {
 		t.Error("Failed() wrong")
 	}
 }
