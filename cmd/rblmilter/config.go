@@ -447,6 +447,11 @@ func lists(root *table, timeout time.Duration) []rbl.List {
 		}
 		l.Shadow = t.boolean("shadow", false)
 		l.Monitor = t.boolean("monitor", true)
+		l.DailyQueries = t.integer("daily_queries", 0)
+		if l.DailyQueries < 0 {
+			t.p.addf(t.keyPath("daily_queries"), "%d is negative (0 means no limit)", l.DailyQueries)
+			ok = false
+		}
 		t.finish()
 		if ok {
 			out = append(out, l)
