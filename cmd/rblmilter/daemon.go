@@ -41,9 +41,11 @@ type daemon struct {
 	cache  *rbl.Cache
 	server *milter.Server
 	ready  atomic.Bool
-	// engineMetrics and monitor hear from every Checker, across reloads.
+	// engineMetrics, monitor and budget hear from every Checker, across
+	// reloads: the budget's counts survive SIGHUP.
 	engineMetrics *rbl.Metrics
 	monitor       *rbl.Monitor
+	budget        *rbl.Budget
 
 	reloadOK   prometheus.Gauge
 	reloadTime prometheus.Gauge
@@ -293,6 +295,7 @@ func (d *daemon) newChecker(cfg *daemonConfig) (*rbl.Checker, error) {
 		Logger:   d.logger,
 		Observer: d.engineMetrics,
 		Health:   d.monitor,
+		Budget:   d.budget,
 	})
 }
 

@@ -214,3 +214,54 @@ sites = ["zen.spamhaus.org=127.0.0.[2..11]"]
 		t.Errorf("monitor not configured: %+v", st)
 	}
 }
+
+func TestCheckShowsHealthEvidenceAndBudget(t *testing.T) {
+	d := newDNSBL(t, "192.0.2.1")
+	serveTestEntries(d.Server, "bl.test")
+	// A lab setup: sick.test lists the documentation ranges whole.
+	serveTestEntries(d.Server, "sick.test")
+	d.SetTree("2.0.192.sick.test", rbltest.A("127.0.0.2"))
+	d.SetTree("100.51.198.sick.test", rbltest.A("127.0.0.2"))
+	d.SetTree("113.0.203.sick.test", rbltest.A("127.0.0.2"))
+	cfg := healthConfig(t, d, "inet:127.0.0.1:8890", "")
+	text, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limited := strings.Replace(string(text), "zone = \"bl.test\"\n", "zone = \"bl.test\"\ndaily_queries = 1000\n", 1)
+	if err := os.WriteFile(cfg, []byte(limited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, "check", "-config", cfg, "192.0.2.1")
+	if code != 1 {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	block := out[strings.Index(out, "\nList health"):]
+	for _, want := range [][]string{
+		{`list "bl.test": healthy; probe rounds: 1, last: 127.0.0.2 listed, 127.0.0.1 not listed, ::ffff:127.0.0.2 listed, ::ffff:127.0.0.1 not listed; canaries: 0 of 15 listed;`, "of daily_queries 1000 in 24h"},
+		{`list "sick.test": degraded (3 of 15 canaries listed: 192.0.2.`, "TEST-NET-1, RFC 5737", "normal for a bogon list or a lab list", "so still counted", "canaries: 3 of 15 listed (", "queries in 24h (no daily_queries limit)"},
+		{`list "quiet.test": unmonitored; not probed (monitor = false); 1 query in 24h (no daily_queries limit)`},
+	} {
+		found := false
+		for line := range strings.SplitSeq(block, "\n") {
+			found = found || containsAll(line, want)
+		}
+		if !found {
+			t.Errorf("no line with %q:\n%s", want, block)
+		}
+	}
+	// bl.test: one probe round, then the client's A and TXT queries.
+	probes := d.TotalQueries()
+	code, out, errOut = runCLI(t, "check", "-config", cfg, "-json", "192.0.2.1")
+	var reports []checkReport
+	if err := json.Unmarshal([]byte(out), &reports); code != 1 || err != nil || len(reports) != 1 {
+		t.Fatalf("exit %d, %v\n%s%s", code, err, out, errOut)
+	}
+	bl := reports[0].Lists[0]
+	if bl.Name != "bl.test" || bl.DailyQueries != 1000 || bl.Queries < 15 || bl.Queries > probes || !strings.Contains(bl.HealthEvidence, "canaries: 0 of 15 listed") {
+		t.Errorf("bl.test in -json: %+v", bl)
+	}
+	if sick := reports[0].Lists[1]; sick.Health != "degraded" || !strings.Contains(sick.HealthReason, "still counted") || sick.Outcome != "listed" || sick.Weight != 1 {
+		t.Errorf("sick.test in -json (degraded, so it counts): %+v", sick)
+	}
+}
