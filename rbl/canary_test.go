@@ -380,3 +380,27 @@ func TestMonitorSomeListedRangesOnlyDegrade(t *testing.T) {
 		})
 	}
 }
+
+// A lab list that lists the world for a while and is fixed goes back to
+// degraded, and says so in words that fit.
+func TestMonitorDegradedListRecovers(t *testing.T) {
+	e := newHealthEnv(t, twoLists(t)[1:], rbl.MonitorOptions{Rand: rand.NewPCG(11, 12)})
+	listTrees(t, e.good, "good.test", []string{"198.51.100.0/24"}, rbltest.A("127.0.0.2"))
+	e.probe(t)
+	e.good.SetDefault(rbltest.A("127.0.0.2"))
+	e.probe(t)
+	if h := e.state(t, "good.test"); h.State != rbl.HealthUnhealthy {
+		t.Fatalf("%+v", h)
+	}
+	e.good.SetDefault()
+	e.probe(t)
+	if h := e.state(t, "good.test"); h.State != rbl.HealthDegraded {
+		t.Fatalf("%+v", h)
+	}
+	if n := e.logs.count("level=WARN", "list counted again, but degraded", "from=unhealthy", "to=degraded"); n != 1 {
+		t.Errorf("%d recovery lines, want 1:\n%s", n, e.logs)
+	}
+	if n := e.logs.count("healthy again"); n != 0 {
+		t.Errorf("a degraded list was logged as healthy:\n%s", e.logs)
+	}
+}

@@ -758,6 +758,8 @@ func (m *Monitor) transition(z *zoneHealth, state HealthState, reason, answer st
 	switch {
 	case state == HealthUnhealthy:
 		m.log.Error("list unhealthy, not counted until it recovers", attrs...)
+	case from == HealthUnhealthy && state == HealthDegraded:
+		m.log.Warn("list counted again, but degraded", attrs...)
 	case from == HealthUnhealthy:
 		m.log.Warn("list healthy again, counted", attrs...)
 	case state == HealthDegraded:
