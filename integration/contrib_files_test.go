@@ -147,7 +147,7 @@ server:
 	if n := strings.Count(example, `"bl.example.net"`); n != 2 {
 		t.Fatalf("the mirror example names \"bl.example.net\" %d times, want 2 (domain-insecure, stub-zone name):\n%s", n, example)
 	}
-	for _, zone := range []string{"bl.test", "wl.test", "agg.test", "err.test"} {
+	for _, zone := range []string{"bl.test", "wl.test", "agg.test", "err.test", "wild.test"} {
 		conf.WriteString(strings.ReplaceAll(example, `"bl.example.net"`, `"`+zone+`"`))
 	}
 	confPath := filepath.Join(dir, "unbound.conf")

@@ -121,9 +121,17 @@ func TestPostfix(t *testing.T) {
 			expectDecision(t, connectD.waitDecision(t, ip, n+1), "reject", blListing.Log)
 			pf.waitLog(t, "NOQUEUE: milter-reject: CONNECT from ", fmt.Sprintf("[%s]: 554 5.7.1 Service unavailable; Client host [%s]", ip, ip))
 		})
+		// The aggregate list, whose data lists canary ranges, has been
+		// probed several times and is still counted; the wildcard list
+		// is set aside. The matrix shows both through the MTA.
+		connectD.waitHealth(t, "Aggregate List", 3, "degraded (3 of 15 canaries listed", "so still counted")
+		connectD.waitHealth(t, "Wildcard List", 3, "unhealthy", "not counted")
 		testConnectMatrix(t,
 			func(t *testing.T, ip string, l listing) { expectConnectReject(t, connectD, smtpConnect, ip, l) },
 			func(t *testing.T, ip, decision string) { expectAccepted(t, connectD, smtpConnect, ip, decision) })
+		if line := connectD.waitHealth(t, "Aggregate List", 1); !strings.HasPrefix(line, `list "Aggregate List": degraded`) {
+			t.Errorf("after the matrix: %s", line)
+		}
 		t.Run("newly listed after rbldnsd reload rejected", func(t *testing.T) {
 			dns.list(t, "bl4", "bl.test", lateListIPv4, "127.0.0.2")
 			expectConnectReject(t, connectD, smtpConnect, lateListIPv4, blListing)
@@ -233,5 +241,8 @@ func expectDecision(t testing.TB, e map[string]any, decision string, lists ...st
 	}
 	if strings.Contains(got, "err.test") {
 		t.Errorf("decision log %v: the error-code list err.test counted as a listing", e)
+	}
+	if strings.Contains(got, "Wildcard List") {
+		t.Errorf("decision log %v: the wildcard list counted although it lists the world", e)
 	}
 }

@@ -99,9 +99,17 @@ func TestSendmail(t *testing.T) {
 		// Sendmail hands the milter IPv6 clients as IPv6:2001:db8:0:0:0:0:0:66
 		// (see its expectConnectReject's log check); rblmilter decides on
 		// 2001:db8::66.
+		// The aggregate list, whose data lists canary ranges, has been
+		// probed several times and is still counted; the wildcard list
+		// is set aside. The matrix shows both through the MTA.
+		connectD.waitHealth(t, "Aggregate List", 3, "degraded (3 of 15 canaries listed", "so still counted")
+		connectD.waitHealth(t, "Wildcard List", 3, "unhealthy", "not counted")
 		testConnectMatrix(t,
 			func(t *testing.T, ip string, l listing) { expectConnectReject(t, connectD, smtpConnect, ip, l) },
 			func(t *testing.T, ip, decision string) { expectAccepted(t, connectD, smtpConnect, ip, decision) })
+		if line := connectD.waitHealth(t, "Aggregate List", 1); !strings.HasPrefix(line, `list "Aggregate List": degraded`) {
+			t.Errorf("after the matrix: %s", line)
+		}
 	})
 
 	t.Run("rcpt stage", func(t *testing.T) {

@@ -263,13 +263,14 @@ func testTagAction(t *testing.T, mailDir string, send func(t *testing.T, ip, dec
 // testConnectMatrix runs the connect-stage cases every MTA shares: listed
 // IPv4 and IPv6 clients and a counting aggregate code are refused, while a
 // non-counting aggregate code, clean clients beside a list answering an
-// error code, and an allowlisted client are accepted.
+// error code and a list listing the world (weight 3 each), and an
+// allowlisted client are accepted.
 func testConnectMatrix(t *testing.T, reject func(t *testing.T, ip string, l listing), accept func(t *testing.T, ip, decision string)) {
 	t.Run("listed IPv4 rejected", func(t *testing.T) { reject(t, listedIPv4, blListing) })
 	t.Run("listed IPv6 rejected", func(t *testing.T) { reject(t, listedIPv6, blListing) })
 	t.Run("aggregate list code that counts rejected", func(t *testing.T) { reject(t, aggListedIPv4, aggListing) })
 	t.Run("aggregate list code that does not count accepted", func(t *testing.T) { accept(t, aggCleanIPv4, "accept") })
-	t.Run("clean IPv4 accepted despite error-code list", func(t *testing.T) { accept(t, cleanIPv4, "accept") })
-	t.Run("clean IPv6 accepted despite error-code list", func(t *testing.T) { accept(t, cleanIPv6, "accept") })
+	t.Run("clean IPv4 accepted despite error-code and wildcard lists", func(t *testing.T) { accept(t, cleanIPv4, "accept") })
+	t.Run("clean IPv6 accepted despite error-code and wildcard lists", func(t *testing.T) { accept(t, cleanIPv6, "accept") })
 	t.Run("listed but allowlisted accepted", func(t *testing.T) { accept(t, allowedIPv4, "allowlisted") })
 }
