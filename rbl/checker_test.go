@@ -428,6 +428,7 @@ func TestCheckErrorCodesAndBogusNeverReject(t *testing.T) {
 		{"127.255.255.252", rbl.Refused},
 		{"127.255.255.255", rbl.Refused},
 		{"127.0.1.255", rbl.Refused},
+		{"127.0.2.255", rbl.Refused},
 		{"127.0.0.255", rbl.Refused},
 		{"192.0.2.99", rbl.Bogus},
 		{"10.1.2.3", rbl.Bogus},

@@ -42,13 +42,14 @@
 // weight: A records in 127.0.0.0/8 that pass the list's filters (every code
 // is kept in Result.Codes). NotListed is NXDOMAIN, NOERROR without A records,
 // or codes that match no filter. Refused (an operator error code:
-// 127.255.255.0/24, 127.0.1.255, 127.0.0.255) and Bogus (any A record outside
+// 127.255.255.0/24, 127.0.1.255, 127.0.2.255, 127.0.0.255) and Bogus (any A record outside
 // 127.0.0.0/8) never count and win over the filters. Error (SERVFAIL,
 // REFUSED, network error, mismatched answer) and Timeout count as not listed
 // unless the list has OnError: FailTempfail; then the verdict is Tempfail,
 // but only when that list could have changed the decision. Pending lists had
 // not answered when an early decision was taken; Disabled ones were not asked
-// (address family off, or the Health hook took the list out). The same rules,
+// (address family off, or the Health hook took the list out), nor OverBudget
+// ones (their DailyQueries spent, see Budget). The same rules,
 // in the daemon's terms, are in docs/decisions.md of the repository.
 //
 // # Scoring and early decisions
@@ -78,7 +79,7 @@
 // Zone, display Name, Weight, Filters (each from ParseFilter: a postscreen
 // pattern, a CIDR 127.0.0.0/24, or an Exim-style bitmask &0.0.0.4 matching
 // codes with every mask bit set, each with an optional *weight), Timeout,
-// IPv4/IPv6, OnError, Shadow, Monitor, and Key: a DQS-style access key sent as
+// IPv4/IPv6, OnError, Shadow, Monitor, DailyQueries, and Key: a DQS-style access key sent as
 // the first label (KEY.zen.dq.spamhaus.net). The key never appears in any
 // output: String, %v/%+v/%#v, JSON, errors, logs and TXT texts all show the
 // display name or [key].
@@ -108,7 +109,10 @@
 // never an address. Options.Health (optional) decides per check which lists
 // are enabled (Enabled; a disabled list is not asked and shows Disabled) and
 // hears every fresh DNS answer classified (Observe), so a monitor can react to
-// error codes, bogus answers or timeouts seen in live traffic. Lookup asks one
+// error codes, bogus answers or timeouts seen in live traffic; Monitor is
+// such a hook, probing RFC 5782 test points and canaries. Options.Budget
+// (optional, one per process) counts the queries each zone sends over a
+// rolling 24 hours and holds it to its lists' DailyQueries. Lookup asks one
 // list directly, without the cache.
 //
 // # Testing with a fake DNSBL
@@ -123,7 +127,8 @@
 //
 // Options: A, TXT, TTL, NegativeTTL, NoSOA, Rcode, Delay, Hold(release chan),
 // Silent, Truncate, Mismatch, and for fault tests WrongID, Garbage, Oversize,
-// TCPHangUp, TCPRcode, Alternate; SetDefault shapes unknown names (NXDOMAIN by
+// TCPHangUp, TCPRcode, Alternate; SetTree answers a name and every name below
+// it (a listed network), SetDefault shapes unknown names (NXDOMAIN by
 // default), Stop/Start take the server down and back on the same port.
 // Counters: Queries(name), TCPQueries(name), TotalQueries, InFlight,
 // MaxInFlight, and WaitInFlight(t, n) / WaitQueries(t, name, n) to

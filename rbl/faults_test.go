@@ -144,7 +144,7 @@ func dnsFaults() []dnsFault {
 		{name: "on_error = tempfail, SERVFAIL", answer: []rbltest.Option{rbltest.Rcode(dns.RcodeServerFailure)}, want: []rbl.Outcome{rbl.Error}, onError: rbl.FailTempfail, decision: rbl.Tempfail},
 		{name: "on_error = tempfail, silent", answer: []rbltest.Option{rbltest.Silent()}, want: []rbl.Outcome{rbl.Timeout}, onError: rbl.FailTempfail, decision: rbl.Tempfail},
 	}
-	for _, code := range []string{"127.255.255.252", "127.255.255.254", "127.255.255.255", "127.0.1.255", "127.0.0.255"} {
+	for _, code := range []string{"127.255.255.252", "127.255.255.254", "127.255.255.255", "127.0.1.255", "127.0.2.255", "127.0.0.255"} {
 		faults = append(faults, dnsFault{
 			name:   "operator error code " + code,
 			answer: []rbltest.Option{rbltest.A(code)},
