@@ -254,13 +254,19 @@ func canonical(name string) string {
 // case), replacing earlier ones. Without A records the name does not exist
 // (NXDOMAIN) unless Rcode says otherwise.
 func (s *Server) Set(name string, opts ...Option) {
+	r := ruleOf(opts)
+	s.mu.Lock()
+	s.rules[canonical(name)] = &r
+	s.mu.Unlock()
+}
+
+// ruleOf is the default rule shaped by opts.
+func ruleOf(opts []Option) rule {
 	r := defaultRule()
 	for _, o := range opts {
 		o(&r)
 	}
-	s.mu.Lock()
-	s.rules[canonical(name)] = &r
-	s.mu.Unlock()
+	return r
 }
 
 // SetTree defines the answers for name and every name below it, as a
@@ -268,10 +274,7 @@ func (s *Server) Set(name string, opts ...Option) {
 // 192.0.2.0/24 in bl.test. Names Set exactly win; among trees, the
 // deepest one holding the name.
 func (s *Server) SetTree(name string, opts ...Option) {
-	r := defaultRule()
-	for _, o := range opts {
-		o(&r)
-	}
+	r := ruleOf(opts)
 	s.mu.Lock()
 	s.trees[canonical(name)] = &r
 	s.mu.Unlock()
@@ -305,10 +308,7 @@ func (s *Server) lookup(name string) rule {
 
 // SetDefault shapes the answer for names not Set (NXDOMAIN by default).
 func (s *Server) SetDefault(opts ...Option) {
-	r := defaultRule()
-	for _, o := range opts {
-		o(&r)
-	}
+	r := ruleOf(opts)
 	s.mu.Lock()
 	s.def = r
 	s.mu.Unlock()
