@@ -32,13 +32,15 @@ const (
 	HealthUnknown HealthState = iota
 	// HealthHealthy: the last probe round found nothing wrong.
 	HealthHealthy
-	// HealthDegraded: the list answers sanely but its RFC 5782 test entry
-	// is missing, so it cannot be shown to work. It is still counted,
-	// since nothing it answers can wrongly refuse mail.
+	// HealthDegraded: the list answers sanely but lists some canaries (a
+	// bogon or lab list), or its RFC 5782 test entry is missing, so it
+	// cannot be shown to work. It is still counted, since nothing it
+	// answers can wrongly refuse mail.
 	HealthDegraded
-	// HealthUnhealthy: the list lists the world, answers error codes or
-	// records outside 127.0.0.0/8, or does not answer. It is not counted
-	// (Outcome Disabled) until a probe round finds it healthy again.
+	// HealthUnhealthy: the list lists the world (127.0.0.1, or every
+	// canary of a family), answers error codes or records outside
+	// 127.0.0.0/8, or does not answer. It is not counted (Outcome
+	// Disabled) until a probe round finds it healthy or degraded again.
 	HealthUnhealthy
 	// HealthUnmonitored: the list opted out (Monitor false). It is always
 	// counted and never probed.
