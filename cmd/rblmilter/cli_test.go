@@ -218,7 +218,7 @@ func TestBinaryExitCodes(t *testing.T) {
 		code int
 		out  string
 	}{
-		{[]string{"-version"}, 0, "rblmilter v0.0.0-test ("},
+		{[]string{"-version"}, 0, "rblmilter v0.0.0-test (0123456789ab-dirty, go1."},
 		{[]string{"-check-config", "-config", "testdata/minimal.toml"}, 0, "testdata/minimal.toml: OK"},
 		{[]string{"-check-config", "-config", "../../contrib/rblmilter.toml"}, 0, "../../contrib/rblmilter.toml: OK"},
 		{[]string{"-check-config", "-config", "testdata/invalid-many.toml"}, 1, `testdata/invalid-many.toml: timeout: "soon" is not a duration`},

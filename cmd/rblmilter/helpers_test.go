@@ -59,7 +59,7 @@ func rblmilterBinary(t *testing.T) string {
 			return
 		}
 		binary = filepath.Join(buildDir, "rblmilter")
-		args := []string{"build", "-o", binary, "-ldflags", "-X main.version=v0.0.0-test"}
+		args := []string{"build", "-o", binary, "-ldflags", "-X main.version=v0.0.0-test -X main.revision=0123456789ab-dirty"}
 		if raceEnabled {
 			args = append(args, "-race")
 		}
