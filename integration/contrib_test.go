@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -84,6 +85,28 @@ func (s postfixSnippet) example(t testing.TB, name, part string) string {
 	}
 	t.Fatalf("contrib/postfix/main.cf has no example %s line containing %q", name, part)
 	return ""
+}
+
+// milters is contrib's smtpd_milters value with the milter at port
+// instead of 8890.
+func (s postfixSnippet) milters(t testing.TB, port int) string {
+	t.Helper()
+	return replaceOnce(t, "contrib smtpd_milters", s.get(t, "smtpd_milters"), "inet:127.0.0.1:8890", fmt.Sprintf("inet:127.0.0.1:%d", port))
+}
+
+// mainLines are the active settings for main.cf exactly as contrib ships
+// them, with the milter at port.
+func (s postfixSnippet) mainLines(t testing.TB, port int) string {
+	t.Helper()
+	var b strings.Builder
+	for _, kv := range s.Active {
+		value := kv[1]
+		if kv[0] == "smtpd_milters" {
+			value = s.milters(t, port)
+		}
+		fmt.Fprintf(&b, "%s = %s\n", kv[0], value)
+	}
+	return b.String()
 }
 
 // replaceOnce replaces old by new in s and fails the test unless old occurs

@@ -35,16 +35,16 @@ type milterOptions struct {
 }
 
 // The lists every daemon of the suite uses (zones served by rbldnsd, see
-// rbldnsd_test.go), all with the health monitor on and probing every
-// second, so that every test runs through several probe rounds:
-// agg.test's data sits in the documentation ranges (it must stay
-// counted), wild.test lists the world and err.test answers an error
-// code (both must be set aside).
-const testLists = `
-# err.test answers 127.255.255.254 (an error code) for every address; with
-# weight 3 a miscounted error code would reject every client.
-sites = ["err.test*3"]
-
+// rbldnsd_test.go): testSites, a top-level line, and testListTables. All
+// have the health monitor on and probing every second, so that every test
+// runs through several probe rounds: agg.test's data sits in the
+// documentation ranges (it must stay counted), wild.test lists the world
+// and err.test answers an error code (both must be set aside).
+const (
+	// err.test answers 127.255.255.254 (an error code) for every address;
+	// with weight 3 a miscounted error code would reject every client.
+	testSites      = `sites = ["err.test*3"]`
+	testListTables = `
 [[list]]
 zone = "bl.test"
 name = "Test Blocklist"
@@ -70,6 +70,7 @@ zone = "wild.test"
 name = "Wildcard List"
 weight = 3
 `
+)
 
 // milterConfig renders a daemon config in the contract's file format.
 func milterConfig(o milterOptions) string {
@@ -90,8 +91,8 @@ group = "nogroup"
 health_interval = "1s"
 `)
 	b.WriteString(o.Extra)
-	b.WriteString("\n")
-	b.WriteString(testLists)
+	b.WriteString("\n" + testSites + "\n")
+	b.WriteString(testListTables)
 	fmt.Fprintf(&b, `
 [log]
 format = "json"
