@@ -491,6 +491,29 @@ func TestConfigurationDocDocumentsEveryKey(t *testing.T) {
 		}
 		return "", false
 	}
+	for _, k := range configKeys(t) {
+		body, ok := section(k.Table)
+		if !ok {
+			t.Errorf("%s has no section for %s (want a \"## `[%s]`\" heading)", doc, k.Path, k.Table)
+			continue
+		}
+		if k.Name != "" && !strings.Contains(body, "\n| `"+k.Name+"` |") {
+			t.Errorf("%s does not document %s (no \"| `%s` |\" row in its section)", doc, k.Path, k.Name)
+		}
+	}
+}
+
+// configKey is a key of the config file as the reference documents it:
+// in the section of its Table ("" for the top level), by its Name. A table
+// itself has an empty Name: its section documents it.
+type configKey struct {
+	Path, Table, Name string
+}
+
+// configKeys lists every key the parser knows, recorded while it reads
+// testdata/full.toml, which sets them all.
+func configKeys(t *testing.T) []configKey {
+	t.Helper()
 	env := testParseEnv()
 	env.keys = map[string]bool{}
 	if _, err := parseFile(t, "testdata/full.toml", env); err != nil {
@@ -499,22 +522,26 @@ func TestConfigurationDocDocumentsEveryKey(t *testing.T) {
 	if len(env.keys) < 40 {
 		t.Fatalf("only %d keys recorded from testdata/full.toml", len(env.keys))
 	}
+	isTable := func(k string) bool {
+		for other := range env.keys {
+			if strings.HasPrefix(other, k+".") || strings.HasPrefix(other, k+"[].") {
+				return true
+			}
+		}
+		return false
+	}
+	var keys []configKey
 	for k := range env.keys {
 		table, name, nested := strings.Cut(k, ".")
-		table = strings.TrimSuffix(table, "[]")
-		if !nested {
-			if _, ok := section(k); ok {
-				continue // a table, documented by its own section
-			}
-			table, name = "", k
-		}
-		body, ok := section(table)
-		if !ok {
-			t.Errorf("%s has no section for %s (want a \"## `[%s]`\" heading)", doc, k, table)
-			continue
-		}
-		if !strings.Contains(body, "\n| `"+name+"` |") {
-			t.Errorf("%s does not document %s (no \"| `%s` |\" row in its section)", doc, k, name)
+		switch {
+		case nested:
+			keys = append(keys, configKey{Path: k, Table: strings.TrimSuffix(table, "[]"), Name: name})
+		case isTable(strings.TrimSuffix(k, "[]")):
+			keys = append(keys, configKey{Path: k, Table: strings.TrimSuffix(k, "[]")})
+		default:
+			keys = append(keys, configKey{Path: k, Name: k})
 		}
 	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].Path < keys[j].Path })
+	return keys
 }
