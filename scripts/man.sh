@@ -8,7 +8,8 @@
 #   OUTDIR/rblmilter.toml.5   docs/configuration.md, behind a NAME/SYNOPSIS/DESCRIPTION
 #                             header and followed by FILES and SEE ALSO
 #
-# Before rendering, each page loses its first-level title (the man header replaces it) and
+# Before rendering, each page loses its first-level title (the man header replaces it; in
+# rblmilter.8.md the paragraph under it, which says what the page is for, goes too) and
 # every other heading moves up a level (## becomes the man page's sections, ### their
 # subsections); tables become tagged paragraphs — the first column the tag, the others
 # "Header: value", a last column called Meaning plain text — because Debian 12's
@@ -30,9 +31,10 @@ command -v go-md2man >/dev/null || {
 }
 mkdir -p "$outdir"
 
-# for_man prints a markdown doc prepared for go-md2man as described above.
+# for_man prints a markdown doc prepared for go-md2man as described above; with "droplead"
+# as its second argument, without the text between the title and the first section.
 for_man() {
-	awk '
+	awk -v droplead="${2:-}" '
 	function trim(s) { sub(/^[ \t]+/, "", s); sub(/[ \t]+$/, "", s); return s }
 	# cells splits a table row; \| inside a cell is a literal bar.
 	function cells(line, out,   n, i) {
@@ -59,8 +61,9 @@ for_man() {
 	}
 	/^```/ { fence = !fence; table = 0; print; next }
 	fence { print; next }
-	!titled && /^# / { titled = 1; next }
-	/^#+ / { table = 0; print substr($0, 2); next }
+	!titled && /^# / { titled = 1; lead = droplead == "droplead"; next }
+	/^#+ / { table = 0; lead = 0; print substr($0, 2); next }
+	lead { next }
 	/^[ \t]*\|/ {
 		if (!table) {
 			header = $0
@@ -94,7 +97,7 @@ for_man() {
 {
 	echo "% RBLMILTER 8 \"$date\" \"rblmilter $version\" \"System Manager's Manual\""
 	echo
-	for_man docs/rblmilter.8.md
+	for_man docs/rblmilter.8.md droplead
 } >"$outdir/rblmilter.8.md"
 
 {
@@ -122,7 +125,8 @@ EOF
 : The configuration file read when **-config** is not given.
 
 # SEE ALSO
-**rblmilter**(8), **postconf**(5) (smtpd_milters, postscreen_dnsbl_sites), **postscreen**(8)
+**rblmilter**(8), **postconf**(5) (smtpd_milters, postscreen_dnsbl_sites), **postscreen**(8);
+the documentation in */usr/share/doc/rblmilter/docs/* (decisions.md, operations.md).
 EOF
 } >"$outdir/rblmilter.toml.5.md"
 
