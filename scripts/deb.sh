@@ -29,14 +29,14 @@
 # gzip stores no name or time, and xz runs single-threaded.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
-umask 022
-
 if [ $# -ne 5 ]; then
 	echo "usage: scripts/deb.sh BINARY ARCH DEBVERSION MANDIR OUTDIR" >&2
 	exit 2
 fi
-binary=$1 arch=$2 version=$3 mandir=$4 outdir=$5
+# Paths are relative to where the script was started.
+binary=$(realpath -- "$1") arch=$2 version=$3 mandir=$(realpath -- "$4") outdir=$(realpath -m -- "$5")
+cd "$(dirname "$0")/.."
+umask 022
 SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct HEAD)}"
 export SOURCE_DATE_EPOCH
 # The Maintainer field and changelog signature: the commit's committer unless set.

@@ -26,6 +26,8 @@
 # Needs git, go, go-md2man (Debian package go-md2man), dpkg-deb and gzip.
 set -euo pipefail
 
+# A relative RELEASE_DIR is relative to where the script was started.
+[ -z "${RELEASE_DIR:-}" ] || RELEASE_DIR=$(realpath -m -- "$RELEASE_DIR")
 cd "$(dirname "$0")/.."
 
 SUPPORTED_TARGETS=(linux/amd64 linux/arm64)
