@@ -255,6 +255,7 @@ func testInstalledDaemon(t *testing.T, dir string) {
 		// The test clients use documentation and loopback addresses.
 		{"", "skip", "[]"},
 		{"", "sites", strings.TrimPrefix(testSites, "sites = ")},
+		{"", "health_interval", `"1s"`},
 		{"log", "format", `"json"`},
 		{"metrics", "listen", strconv.Quote(metrics)},
 	} {
@@ -301,6 +302,8 @@ func testInstalledDaemon(t *testing.T, dir string) {
 	smtp := freePort(t, "tcp", "127.0.0.1")
 	pf.start(t, readPostfixSnippet(t).mainLines(t, milterPort), "", []postfixListener{{Port: smtp}})
 	route := postfixRoute{pf: pf, d: d, port: smtp}
+	// Counted, the list that lists the world would reject every client.
+	d.waitHealth(t, "Wildcard List", 3, "unhealthy", "not counted")
 	testConnectMatrix(t, route.rejectedAtConnect, func(t *testing.T, ip, decision string) { route.accepted(t, ip, decision) })
 }
 
