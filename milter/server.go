@@ -47,6 +47,11 @@ type Server struct {
 	shuttingDown bool
 	// idleCh is closed when conns becomes empty during a shutdown.
 	idleCh chan struct{}
+
+	// shutdownDone is closed when the first Shutdown has finished, and
+	// shutdownErr is its result, which later calls return.
+	shutdownDone chan struct{}
+	shutdownErr  error
 }
 
 // generation is one configuration: policy, checker and the go-milter
@@ -78,12 +83,13 @@ func NewServer(policy Policy, checker Checker, opts ServerOptions) (*Server, err
 		return nil, err
 	}
 	s := &Server{
-		logger:    opts.Logger,
-		idle:      opts.IdleTimeout,
-		metrics:   m,
-		quickACK:  os.Getenv(noQuickACKEnv) == "",
-		listeners: map[net.Listener]struct{}{},
-		conns:     map[*trackedConn]struct{}{},
+		logger:       opts.Logger,
+		idle:         opts.IdleTimeout,
+		metrics:      m,
+		quickACK:     os.Getenv(noQuickACKEnv) == "",
+		listeners:    map[net.Listener]struct{}{},
+		conns:        map[*trackedConn]struct{}{},
+		shutdownDone: make(chan struct{}),
 	}
 	// Root of the per-session lookup contexts; see the lifetime field.
 	s.lifetime, s.cancel = context.WithCancel(context.Background())
@@ -290,8 +296,22 @@ func (s *Server) forget(tc *trackedConn) {
 // then closes those left. The MTA applies its default action to a session
 // whose milter connection is closed, so a drain deadline never rejects mail
 // when the MTA is configured to fail open.
+//
+// Shutdown is idempotent, as go-smtp's is: the first call drains, and any
+// other call, at the same time or later, waits for it and returns the same
+// result, or its own ctx's error if that ends first. The first call's ctx
+// alone sets the drain deadline.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	if s.shuttingDown {
+		s.mu.Unlock()
+		select {
+		case <-s.shutdownDone:
+			return s.shutdownErr
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	s.shuttingDown = true
 	for ln := range s.listeners {
 		ln.Close()
@@ -332,6 +352,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.cancel()
+	s.shutdownErr = err
+	close(s.shutdownDone)
 	return err
 }
 

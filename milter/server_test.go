@@ -480,6 +480,83 @@ func TestShutdownDeadlineClosesStuckSessions(t *testing.T) {
 	}
 }
 
+// A second Shutdown, during the first or after it, must neither start a
+// drain of its own nor replace the first's wait: it returns the first
+// call's result. The first call's drain ends by cancellation, the others'
+// contexts only by a later deadline, so the cancellation they must return
+// can only be the first call's.
+func TestShutdownTwiceAndConcurrently(t *testing.T) {
+	fc := &fakeChecker{release: make(chan struct{})}
+	defer close(fc.release)
+	p := basePolicy()
+	p.Stage = StageRcpt
+	ts := startServer(t, p, fc)
+	s := mta(t, ts.addr)
+	connect(t, s, gomilter.FamilyInet, "192.0.2.78") // CONTINUE: the MTA will come back
+
+	ctx, cancel := context.WithCancel(t.Context())
+	first := make(chan error, 1)
+	go func() { first <- ts.srv.Shutdown(ctx) }()
+	waitFor(t, ts.srv.closing)
+	later, cancelLater := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancelLater()
+	const others = 4
+	results := make(chan error, others)
+	for range others {
+		go func() { results <- ts.srv.Shutdown(later) }()
+	}
+	select {
+	case err := <-first:
+		t.Fatalf("first Shutdown returned %v with a session in flight", err)
+	case err := <-results:
+		t.Fatalf("a concurrent Shutdown returned %v with a session in flight", err)
+	default:
+	}
+	cancel() // the drain deadline of the first call
+	if err := <-first; !errors.Is(err, context.Canceled) {
+		t.Fatalf("first Shutdown = %v, want its context's error", err)
+	}
+	for range others {
+		if err := <-results; !errors.Is(err, context.Canceled) {
+			t.Errorf("concurrent Shutdown = %v, want the first call's result", err)
+		}
+	}
+	if err := ts.srv.Shutdown(t.Context()); !errors.Is(err, context.Canceled) {
+		t.Errorf("Shutdown after the first finished = %v, want the first call's result", err)
+	}
+	if _, err := s.Rcpt("<x@example.com>", nil); err == nil {
+		t.Error("session still open after the first Shutdown's deadline")
+	}
+}
+
+// A later Shutdown whose own context ends first stops waiting without
+// touching the drain.
+func TestShutdownSecondCallsOwnDeadline(t *testing.T) {
+	p := basePolicy()
+	p.Stage = StageRcpt
+	ts := startServer(t, p, &fakeChecker{})
+	s := mta(t, ts.addr)
+	connect(t, s, gomilter.FamilyInet, "192.0.2.79")
+
+	first := make(chan error, 1)
+	go func() { first <- ts.srv.Shutdown(t.Context()) }()
+	waitFor(t, ts.srv.closing)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	if err := ts.srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("second Shutdown = %v, want its own deadline", err)
+	}
+	// The drain goes on: the session can still finish, and then the first
+	// call returns.
+	if act, err := s.Rcpt("<x@example.com>", nil); err != nil || act.Code != gomilter.ActContinue {
+		t.Fatalf("session after the second Shutdown gave up: %+v, %v", act, err)
+	}
+	s.Close()
+	if err := <-first; err != nil {
+		t.Fatalf("first Shutdown = %v", err)
+	}
+}
+
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
