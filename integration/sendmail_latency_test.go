@@ -46,7 +46,7 @@ func TestSendmailMilterLatency(t *testing.T) {
 		}, ns, append(ns.exec(), wrap...)...)
 	}
 	daemon("rblmilter-quickack", quickPort, 9891)
-	// The switch is read from the environment (milter/conn.go).
+	// The daemon reads the switch from its environment (cmd/rblmilter/run.go).
 	daemon("rblmilter-no-quickack", noQuickPort, 9892, requireCommands(t, "env")["env"], "RBLMILTER_TEST_NO_QUICKACK=1")
 
 	const smtpBare, smtpQuick, smtpNoQuick = 2525, 2526, 2527

@@ -48,12 +48,6 @@ func newTrackedConn(c net.Conn, srv *Server, idle time.Duration) *trackedConn {
 	return tc
 }
 
-// noQuickACKEnv names the environment variable that, set to any value,
-// stops the TCP_QUICKACK re-arm. It exists for the integration test that
-// shows the Sendmail stall coming back without it
-// (integration/sendmail_latency_test.go); never set it in production.
-const noQuickACKEnv = "RBLMILTER_TEST_NO_QUICKACK"
-
 // readBufferSize holds the packets of a connect stage (negotiation, the
 // connect macros, CONNECT: a few hundred bytes) without costing much per
 // idle connection; larger packets are read straight into go-milter's

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,8 +28,7 @@ type Server struct {
 	idle    time.Duration
 	metrics *serverMetrics
 	// quickACK re-arms TCP_QUICKACK before every socket read (see
-	// socketReader). Only tests turn it off, with the environment
-	// variable in noQuickACKEnv, to show the stall it prevents.
+	// socketReader); ServerOptions.NoQuickACK turns it off.
 	quickACK bool
 
 	// lifetime bounds lookups started by sessions: go-milter callbacks
@@ -86,7 +84,7 @@ func NewServer(policy Policy, checker Checker, opts ServerOptions) (*Server, err
 		logger:       opts.Logger,
 		idle:         opts.IdleTimeout,
 		metrics:      m,
-		quickACK:     os.Getenv(noQuickACKEnv) == "",
+		quickACK:     !opts.NoQuickACK,
 		listeners:    map[net.Listener]struct{}{},
 		conns:        map[*trackedConn]struct{}{},
 		shutdownDone: make(chan struct{}),

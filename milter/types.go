@@ -41,4 +41,9 @@ type ServerOptions struct {
 	// IdleTimeout bounds how long a session may wait for the MTA's next
 	// packet; 0 means 10 minutes.
 	IdleTimeout time.Duration
+	// NoQuickACK stops the TCP_QUICKACK re-arm before socket reads (see
+	// docs/operations.md for the Sendmail stall it prevents). It exists
+	// for the test that shows that stall coming back without the re-arm
+	// (integration/sendmail_latency_test.go); never set it in production.
+	NoQuickACK bool
 }

@@ -116,6 +116,7 @@ func (d *daemon) serve(ctx context.Context) error {
 	d.server, err = milter.NewServer(cfg.Policy, checker, milter.ServerOptions{
 		Logger:     d.logger,
 		Registerer: d.registry,
+		NoQuickACK: d.env.noQuickACK,
 	})
 	if err != nil {
 		return err

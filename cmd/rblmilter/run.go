@@ -59,7 +59,20 @@ type environment struct {
 	// the JSON or text log. Nil in in-process tests, which share one
 	// process.
 	adoptLogger func(*slog.Logger)
+	// noQuickACK turns off the milter's TCP_QUICKACK re-arm
+	// (milter.ServerOptions.NoQuickACK); see noQuickACKEnv.
+	noQuickACK bool
 }
+
+// noQuickACKEnv names the environment variable that, set to any value,
+// stops the TCP_QUICKACK re-arm. It exists for the integration test that
+// runs the real binary to show the Sendmail stall coming back without it
+// (integration/sendmail_latency_test.go); never set it in production. It
+// is an environment variable rather than a flag because flag.PrintDefaults
+// would list a flag in -help, among the settings admins are meant to use,
+// and make it part of the command line's contract; the library itself
+// only takes the option.
+const noQuickACKEnv = "RBLMILTER_TEST_NO_QUICKACK"
 
 func systemEnvironment() environment {
 	return environment{
@@ -76,6 +89,7 @@ func systemEnvironment() environment {
 		lookupGroup: lookupGroup,
 		identity:    systemIdentity{},
 		adoptLogger: slog.SetDefault,
+		noQuickACK:  os.Getenv(noQuickACKEnv) != "",
 	}
 }
 
