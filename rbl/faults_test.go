@@ -40,9 +40,9 @@ const (
 	// faultSlack is what a decision may take beyond the budget, measured
 	// against a plain timer with the same deadline started with it: the
 	// deadline fires on time, but the goroutine it wakes may wait for a
-	// CPU, and on a loaded 2-core machine under -race every wake-up was
-	// seen up to 90 ms late. The median of the clients' overshoots must be
-	// within it; faultOverrun bounds every decision outright. A lookup that
+	// CPU, and on a loaded machine under -race it can run later than this
+	// slack (docs/testing.md says how late). The median of the clients'
+	// overshoots must be within it; faultOverrun bounds every decision outright. A lookup that
 	// ignored the deadline would take faultListTimeout (1.6 s) and fail
 	// both.
 	faultSlack   = 50 * time.Millisecond
