@@ -74,7 +74,7 @@ func NewServer(policy Policy, checker Checker, opts ServerOptions) (*Server, err
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.IdleTimeout <= 0 {
-		opts.IdleTimeout = 10 * time.Minute
+		opts.IdleTimeout = DefaultIdleTimeout
 	}
 	m, err := newServerMetrics(opts.Registerer)
 	if err != nil {
@@ -137,9 +137,9 @@ func withDefault(s, def string) string {
 func applyDefaults(p Policy) Policy {
 	p.Reply = withDefault(p.Reply, DefaultReply)
 	p.TempfailReply = withDefault(p.TempfailReply, DefaultTempfailReply)
-	p.Header = withDefault(p.Header, "X-RBL")
+	p.Header = withDefault(p.Header, DefaultHeader)
 	if p.Timeout == 0 {
-		p.Timeout = 5 * time.Second
+		p.Timeout = DefaultTimeout
 	}
 	return p
 }

@@ -116,7 +116,7 @@ func Listen(spec SocketSpec, opts SocketOptions) (net.Listener, error) {
 	}
 	mode := opts.Mode
 	if mode == 0 {
-		mode = 0o660
+		mode = DefaultSocketMode
 	}
 	if err := os.Chmod(spec.Address, mode); err != nil {
 		ln.Close()

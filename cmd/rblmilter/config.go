@@ -30,20 +30,15 @@ var defaultConfigFile []byte
 // embeddedSource names the embedded default config in messages.
 const embeddedSource = "embedded default config"
 
-// Defaults of the config keys. They are applied only in parseConfig.
+// Defaults of the config keys that only the daemon has; they are applied
+// only in parseConfig. The other keys default to what package milter or
+// rbl does for a zero setting (milter.DefaultTimeout, rbl.DefaultCacheSize,
+// ...), referenced where the key is read.
 const (
-	defaultListen         = "inet:127.0.0.1:8890"
-	defaultSocketMode     = 0o660
-	defaultTimeout        = 5 * time.Second
-	defaultDrainTimeout   = 10 * time.Second
-	defaultThreshold      = 1
-	defaultTempfailReply  = milter.DefaultTempfailReply
-	defaultHeader         = "X-RBL"
-	defaultHealthInterval = 5 * time.Minute
-	defaultCacheSize      = 100000
-	defaultMinTTL         = 60 * time.Second
-	defaultMaxTTL         = time.Hour
-	defaultMetricsListen  = "127.0.0.1:9890"
+	defaultListen        = "inet:127.0.0.1:8890"
+	defaultDrainTimeout  = 10 * time.Second
+	defaultThreshold     = 1
+	defaultMetricsListen = "127.0.0.1:9890"
 )
 
 func defaultExemptRecipients() []string { return []string{"postmaster", "abuse"} }
@@ -167,9 +162,9 @@ func parseConfig(data []byte, env parseEnv) (*daemonConfig, error) {
 
 	cfg.Resolvers = resolvers(root, env.ResolvConf)
 
-	timeout := root.duration("timeout", defaultTimeout, time.Millisecond)
+	timeout := root.duration("timeout", milter.DefaultTimeout, time.Millisecond)
 	cfg.DrainTimeout = root.duration("drain_timeout", defaultDrainTimeout, 0)
-	cfg.HealthInterval = root.duration("health_interval", defaultHealthInterval, time.Second)
+	cfg.HealthInterval = root.duration("health_interval", rbl.DefaultHealthInterval, time.Second)
 
 	cfg.Engine.Timeout = timeout
 	cfg.Engine.Threshold = root.integer("threshold", defaultThreshold)
@@ -206,7 +201,7 @@ func parseConfig(data []byte, env parseEnv) (*daemonConfig, error) {
 func socketMode(t *table) os.FileMode {
 	v, ok := t.get("socket_mode")
 	if !ok {
-		return defaultSocketMode
+		return milter.DefaultSocketMode
 	}
 	var mode int64
 	var err error
@@ -222,7 +217,7 @@ func socketMode(t *table) os.FileMode {
 	}
 	if err != nil || mode < 0 || mode > 0o777 {
 		t.p.addf("socket_mode", "%s is not a file mode (like \"0660\")", show(v))
-		return defaultSocketMode
+		return milter.DefaultSocketMode
 	}
 	return os.FileMode(mode)
 }
@@ -322,9 +317,9 @@ func policy(t *table, timeout time.Duration) milter.Policy {
 	// itself, one field at a time so that every bad one is reported.
 	pol.Reply = t.str("reply", milter.DefaultReply)
 	checkPolicyField(t.p, milter.Policy{Reply: pol.Reply})
-	pol.TempfailReply = t.str("tempfail_reply", defaultTempfailReply)
+	pol.TempfailReply = t.str("tempfail_reply", milter.DefaultTempfailReply)
 	checkPolicyField(t.p, milter.Policy{TempfailReply: pol.TempfailReply})
-	pol.Header = t.str("header", defaultHeader)
+	pol.Header = t.str("header", milter.DefaultHeader)
 	if pol.Header == "" {
 		t.p.addf("header", `"" is not a valid header field name`)
 	} else {
@@ -462,9 +457,9 @@ func lists(root *table, timeout time.Duration) []rbl.List {
 
 func cacheConfig(t *table) *rbl.CacheConfig {
 	c := &rbl.CacheConfig{
-		Size:     t.integer("size", defaultCacheSize),
-		MinTTL:   t.duration("min_ttl", defaultMinTTL, time.Second),
-		MaxTTL:   t.duration("max_ttl", defaultMaxTTL, time.Second),
+		Size:     t.integer("size", rbl.DefaultCacheSize),
+		MinTTL:   t.duration("min_ttl", rbl.DefaultMinTTL, time.Second),
+		MaxTTL:   t.duration("max_ttl", rbl.DefaultMaxTTL, time.Second),
 		ErrorTTL: t.duration("error_ttl", 0, 0),
 	}
 	t.finish()

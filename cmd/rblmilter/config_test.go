@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/BurntSushi/toml"
+
 	"github.com/rblmilter/rblmilter/milter"
 	"github.com/rblmilter/rblmilter/rbl"
 )
@@ -155,14 +157,14 @@ func TestMinimalConfigGetsDefaults(t *testing.T) {
 	if cfg.Listen != (milter.SocketSpec{Network: "tcp", Address: "127.0.0.1:8890"}) || cfg.ListenText != "inet:127.0.0.1:8890" {
 		t.Errorf("listen = %+v %q", cfg.Listen, cfg.ListenText)
 	}
-	if cfg.Socket != (milter.SocketOptions{Mode: 0o660}) {
+	if cfg.Socket != (milter.SocketOptions{Mode: milter.DefaultSocketMode}) {
 		t.Errorf("socket options = %+v", cfg.Socket)
 	}
 	if want := []string{"127.0.0.1:5353"}; !reflect.DeepEqual(cfg.Resolvers, want) {
 		t.Errorf("resolvers = %q, want %q", cfg.Resolvers, want)
 	}
 	e := cfg.Engine
-	if e.Threshold != 1 || e.AllowlistThreshold != 0 || e.Timeout != 5*time.Second || !e.FetchTXT {
+	if e.Threshold != 1 || e.AllowlistThreshold != 0 || e.Timeout != milter.DefaultTimeout || !e.FetchTXT {
 		t.Errorf("engine = %+v", e)
 	}
 	if len(e.Lists) != 1 || e.Lists[0].Zone != "zen.spamhaus.org" || len(e.Lists[0].Filters) != 1 {
@@ -170,17 +172,17 @@ func TestMinimalConfigGetsDefaults(t *testing.T) {
 	}
 	p := cfg.Policy
 	if p.Action != milter.ActionReject || p.Stage != milter.StageConnect ||
-		p.Reply != milter.DefaultReply || p.TempfailReply != defaultTempfailReply ||
-		p.Header != "X-RBL" || !p.SkipAuthenticated || p.PostscreenLog ||
-		p.Timeout != 5*time.Second ||
+		p.Reply != milter.DefaultReply || p.TempfailReply != milter.DefaultTempfailReply ||
+		p.Header != milter.DefaultHeader || !p.SkipAuthenticated || p.PostscreenLog ||
+		p.Timeout != milter.DefaultTimeout ||
 		!reflect.DeepEqual(p.ExemptRecipients, []string{"postmaster", "abuse"}) ||
 		!reflect.DeepEqual(p.Skip, milter.DefaultSkip()) || p.Allow != nil || p.Block != nil {
 		t.Errorf("policy = %+v", p)
 	}
-	if cfg.DrainTimeout != 10*time.Second || cfg.HealthInterval != 5*time.Minute || cfg.User != "" || cfg.Group != "" {
+	if cfg.DrainTimeout != defaultDrainTimeout || cfg.HealthInterval != rbl.DefaultHealthInterval || cfg.User != "" || cfg.Group != "" {
 		t.Errorf("drain %v health %v user %q group %q", cfg.DrainTimeout, cfg.HealthInterval, cfg.User, cfg.Group)
 	}
-	if want := (rbl.CacheConfig{Size: 100000, MinTTL: time.Minute, MaxTTL: time.Hour}); cfg.Cache == nil || *cfg.Cache != want {
+	if want := (rbl.CacheConfig{Size: rbl.DefaultCacheSize, MinTTL: rbl.DefaultMinTTL, MaxTTL: rbl.DefaultMaxTTL}); cfg.Cache == nil || *cfg.Cache != want {
 		t.Errorf("cache = %+v, want %+v", cfg.Cache, want)
 	}
 	if cfg.Log != (logConfig{JSON: false, Level: slog.LevelInfo}) {
@@ -544,4 +546,94 @@ func configKeys(t *testing.T) []configKey {
 	}
 	sort.Slice(keys, func(i, j int) bool { return keys[i].Path < keys[j].Path })
 	return keys
+}
+
+// The Default column of docs/configuration.md is what the daemon does: a
+// config that sets a key to its documented default parses to the same
+// configuration as one that leaves the key out. Defaults that are
+// described rather than written as one TOML value ("required", "the zone",
+// a list's `timeout`) are left to the prose.
+func TestConfigurationDocShowsTheDefaults(t *testing.T) {
+	const doc = "docs/configuration.md"
+	text, err := os.ReadFile("../../" + doc)
+	if err != nil {
+		t.Fatalf("%s, the configuration reference: %v", doc, err)
+	}
+	const list = "[[list]]\nzone = \"bl.example\"\n"
+	configWith := func(table, line string) string {
+		switch table {
+		case "":
+			return line + "\n" + list
+		case "list":
+			return list + line + "\n"
+		default:
+			return "[" + table + "]\n" + line + "\n" + list
+		}
+	}
+	checked := 0
+	table := ""
+	for _, line := range strings.Split(string(text), "\n") {
+		if heading, ok := strings.CutPrefix(line, "## "); ok {
+			table = ""
+			if span, ok := leadingCodeSpan(heading); ok {
+				table = strings.Trim(span, "[]")
+			}
+			continue
+		}
+		cells := tableCells(line)
+		if len(cells) < 3 {
+			continue
+		}
+		key, isKey := leadingCodeSpan(cells[0])
+		def, isValue := leadingCodeSpan(cells[2])
+		if !isKey || !isValue {
+			continue
+		}
+		var probe map[string]any
+		if _, err := toml.Decode("x = "+def, &probe); err != nil {
+			continue // a description in code font, not a value
+		}
+		name := key
+		if table != "" {
+			name = table + "." + key
+		}
+		want := mustParse(t, configWith(table, ""))
+		got, err := parseConfig([]byte(configWith(table, key+" = "+def)), testParseEnv())
+		if err != nil {
+			t.Errorf("%s: %s = %s, the documented default, is refused: %v", doc, name, def, err)
+			continue
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: %s = %s, the documented default, is not what leaving it out gives:\n got %+v\nwant %+v", doc, name, def, got, want)
+		}
+		checked++
+	}
+	if checked < 30 {
+		t.Fatalf("%s: only %d documented defaults checked", doc, checked)
+	}
+}
+
+// tableCells splits a markdown table row into its trimmed cells, keeping
+// escaped pipes (\|) inside a cell; nil when line is not a row.
+func tableCells(line string) []string {
+	line = strings.TrimSpace(line)
+	if !strings.HasPrefix(line, "|") || !strings.HasSuffix(line, "|") || len(line) < 2 {
+		return nil
+	}
+	line = strings.ReplaceAll(line[1:len(line)-1], `\|`, "\x00")
+	var cells []string
+	for _, c := range strings.Split(line, "|") {
+		cells = append(cells, strings.TrimSpace(strings.ReplaceAll(c, "\x00", "|")))
+	}
+	return cells
+}
+
+// leadingCodeSpan returns the text of the code span s starts with.
+func leadingCodeSpan(s string) (string, bool) {
+	rest, ok := strings.CutPrefix(s, "`")
+	if !ok {
+		return "", false
+	}
+	span, _, ok := strings.Cut(rest, "`")
+	return span, ok
 }
