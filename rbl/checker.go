@@ -132,7 +132,7 @@ const maxGroupLists = 64
 
 // NewChecker validates cfg, applies defaults and returns a Checker.
 //
-// Defaults: Threshold 1, Timeout DefaultTimeout, a list's Name is its Zone
+// Defaults: Threshold DefaultThreshold, Timeout DefaultTimeout, a list's Name is its Zone
 // and its Timeout is Config.Timeout, and a list with both IPv4 and IPv6 off
 // is on for both (the zero List is usable). A list's Weight is taken as
 // given: 0 counts nothing.
@@ -140,14 +140,14 @@ func NewChecker(cfg Config, opts Options) (*Checker, error) {
 	if opts.Resolver == nil {
 		return nil, errors.New("rbl: no resolver")
 	}
-	if cfg.Threshold < 0 {
-		return nil, fmt.Errorf("rbl: threshold %d must be positive", cfg.Threshold)
-	}
 	if cfg.Threshold == 0 {
-		cfg.Threshold = 1
+		cfg.Threshold = DefaultThreshold
 	}
-	if cfg.AllowlistThreshold > 0 {
-		return nil, fmt.Errorf("rbl: allowlist threshold %d must be negative (or 0 for off)", cfg.AllowlistThreshold)
+	if err := CheckThreshold(cfg.Threshold); err != nil {
+		return nil, fmt.Errorf("rbl: threshold %w", err)
+	}
+	if err := CheckAllowlistThreshold(cfg.AllowlistThreshold); err != nil {
+		return nil, fmt.Errorf("rbl: allowlist threshold %w", err)
 	}
 	if cfg.Timeout < 0 {
 		return nil, fmt.Errorf("rbl: negative timeout %s", cfg.Timeout)

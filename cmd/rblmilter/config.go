@@ -37,7 +37,6 @@ const embeddedSource = "embedded default config"
 const (
 	defaultListen        = "inet:127.0.0.1:8890"
 	defaultDrainTimeout  = 10 * time.Second
-	defaultThreshold     = 1
 	defaultMetricsListen = "127.0.0.1:9890"
 )
 
@@ -167,13 +166,13 @@ func parseConfig(data []byte, env parseEnv) (*daemonConfig, error) {
 	cfg.HealthInterval = root.duration("health_interval", rbl.DefaultHealthInterval, time.Second)
 
 	cfg.Engine.Timeout = timeout
-	cfg.Engine.Threshold = root.integer("threshold", defaultThreshold)
-	if cfg.Engine.Threshold < 1 {
-		p.addf("threshold", "%d must be at least 1 (a client is rejected when its score reaches it)", cfg.Engine.Threshold)
+	cfg.Engine.Threshold = root.integer("threshold", rbl.DefaultThreshold)
+	if err := rbl.CheckThreshold(cfg.Engine.Threshold); err != nil {
+		p.addf("threshold", "%s", err)
 	}
 	cfg.Engine.AllowlistThreshold = root.integer("allowlist_threshold", 0)
-	if cfg.Engine.AllowlistThreshold > 0 {
-		p.addf("allowlist_threshold", "%d must be negative, or 0 to switch it off", cfg.Engine.AllowlistThreshold)
+	if err := rbl.CheckAllowlistThreshold(cfg.Engine.AllowlistThreshold); err != nil {
+		p.addf("allowlist_threshold", "%s", err)
 	}
 
 	cfg.Policy = policy(root, timeout)

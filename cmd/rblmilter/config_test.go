@@ -164,7 +164,7 @@ func TestMinimalConfigGetsDefaults(t *testing.T) {
 		t.Errorf("resolvers = %q, want %q", cfg.Resolvers, want)
 	}
 	e := cfg.Engine
-	if e.Threshold != 1 || e.AllowlistThreshold != 0 || e.Timeout != milter.DefaultTimeout || !e.FetchTXT {
+	if e.Threshold != rbl.DefaultThreshold || e.AllowlistThreshold != 0 || e.Timeout != milter.DefaultTimeout || !e.FetchTXT {
 		t.Errorf("engine = %+v", e)
 	}
 	if len(e.Lists) != 1 || e.Lists[0].Zone != "zen.spamhaus.org" || len(e.Lists[0].Filters) != 1 {
