@@ -98,31 +98,40 @@ func NewServer(policy Policy, checker Checker, opts ServerOptions) (*Server, err
 	return s, nil
 }
 
-// ValidatePolicy reports the first problem of p, naming the field.
+// ValidatePolicy reports every problem of p, each naming the field, joined
+// with errors.Join; nil when p is valid.
 func ValidatePolicy(p Policy) error {
+	var errs []error
 	if p.Action > ActionLog {
-		return fmt.Errorf("action: unknown action %d", p.Action)
+		errs = append(errs, fmt.Errorf("action: unknown action %d", p.Action))
 	}
 	if p.Stage > StageRcpt {
-		return fmt.Errorf("stage: unknown stage %d", p.Stage)
+		errs = append(errs, fmt.Errorf("stage: unknown stage %d", p.Stage))
 	}
 	if err := validateReply("reply", withDefault(p.Reply, DefaultReply), '5'); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if err := validateReply("tempfail_reply", withDefault(p.TempfailReply, DefaultTempfailReply), '4'); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if p.Timeout < 0 {
-		return fmt.Errorf("timeout: %s is negative", p.Timeout)
+		errs = append(errs, fmt.Errorf("timeout: %s is negative", p.Timeout))
 	}
-	if h := p.Header; h != "" {
-		for i := 0; i < len(h); i++ {
-			if h[i] <= ' ' || h[i] >= 0x7f || h[i] == ':' {
-				return fmt.Errorf("header: %q is not a valid header field name", h)
-			}
+	if h := p.Header; h != "" && !validHeaderName(h) {
+		errs = append(errs, fmt.Errorf("header: %q is not a valid header field name", h))
+	}
+	return errors.Join(errs...)
+}
+
+// validHeaderName reports whether h may name a header field (RFC 5322
+// 3.6.8: printable ASCII except the colon).
+func validHeaderName(h string) bool {
+	for i := 0; i < len(h); i++ {
+		if h[i] <= ' ' || h[i] >= 0x7f || h[i] == ':' {
+			return false
 		}
 	}
-	return nil
+	return true
 }
 
 func withDefault(s, def string) string {

@@ -312,17 +312,13 @@ func policy(t *table, timeout time.Duration) milter.Policy {
 	if t.enum("stage", "connect", "connect", "rcpt") == "rcpt" {
 		pol.Stage = milter.StageRcpt
 	}
-	// The templates and the header name are checked by the milter package
-	// itself, one field at a time so that every bad one is reported.
 	pol.Reply = t.str("reply", milter.DefaultReply)
-	checkPolicyField(t.p, milter.Policy{Reply: pol.Reply})
 	pol.TempfailReply = t.str("tempfail_reply", milter.DefaultTempfailReply)
-	checkPolicyField(t.p, milter.Policy{TempfailReply: pol.TempfailReply})
 	pol.Header = t.str("header", milter.DefaultHeader)
 	if pol.Header == "" {
+		// The milter reads an empty Header as its default; in the file
+		// it can only be a mistake.
 		t.p.addf("header", `"" is not a valid header field name`)
-	} else {
-		checkPolicyField(t.p, milter.Policy{Header: pol.Header})
 	}
 
 	exempt, defined := t.strings("exempt_recipients", func(_ int, s string) error {
@@ -345,13 +341,24 @@ func policy(t *table, timeout time.Duration) milter.Policy {
 	}
 	pol.Allow, _ = prefixes(t, "allow")
 	pol.Block, _ = prefixes(t, "block")
+	// The templates and the header name are the milter package's to
+	// judge; it names the key of every bad one.
+	for _, err := range unjoin(milter.ValidatePolicy(pol)) {
+		t.p.addf("", "%s", err)
+	}
 	return pol
 }
 
-func checkPolicyField(p *problems, partial milter.Policy) {
-	if err := milter.ValidatePolicy(partial); err != nil {
-		p.addf("", "%s", err)
+// unjoin returns the errors that errors.Join put together: err itself when
+// it is a single error, none when it is nil.
+func unjoin(err error) []error {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		return joined.Unwrap()
 	}
+	if err == nil {
+		return nil
+	}
+	return []error{err}
 }
 
 // prefixes reads a list of CIDR networks; a bare address is one host.

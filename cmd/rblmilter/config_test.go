@@ -120,6 +120,12 @@ var invalidConfigs = map[string]string{
 		`colour: unknown key`,
 		`log.level: "loud" is not one of debug, info, warn, error`,
 	}, "\n"),
+	// The milter judges the policy's fields, and names every bad one.
+	"invalid-policy-many.toml": strings.Join([]string{
+		`reply: "450 4.7.1 Client host [{ip}] blocked using {list}" must start with a 5xx reply code (like "554 5.7.1 ...")`,
+		`tempfail_reply: "554 5.7.1 try later" must start with a 4xx reply code (like "454 4.7.1 ...")`,
+		`header: "X RBL" is not a valid header field name`,
+	}, "\n"),
 }
 
 func TestInvalidConfigs(t *testing.T) {
