@@ -17,6 +17,8 @@ import (
 
 	"github.com/emersion/go-milter"
 	"github.com/miekg/dns"
+
+	"github.com/rblmilter/rblmilter/internal/socketspec"
 )
 
 func runCmd(t *testing.T, ctx context.Context, env cliEnv, args ...string) (code int, stdout, stderr string) {
@@ -194,7 +196,7 @@ func TestCLINullServesUntilCancelled(t *testing.T) {
 		done <- result{code, out, errOut}
 	}()
 	bound := <-ready
-	spec, _ := parseSocketSpec(bound)
+	spec, _ := socketspec.Parse(bound)
 	res, err := runLoad(context.Background(), baseConfig(spec, testMix(t, "0", "0", "0", 0), 7))
 	if err != nil {
 		t.Fatal(err)

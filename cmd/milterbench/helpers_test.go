@@ -11,13 +11,15 @@ import (
 
 	"github.com/emersion/go-milter"
 	"github.com/miekg/dns"
+
+	"github.com/rblmilter/rblmilter/internal/socketspec"
 )
 
 // startMilter serves newMilter on spec (port 0 or a unix path) until the
 // test ends and returns the bound spec.
-func startMilter(t *testing.T, spec string, newMilter func() milter.Milter) socketSpec {
+func startMilter(t *testing.T, spec string, newMilter func() milter.Milter) socketspec.Spec {
 	t.Helper()
-	s, err := parseSocketSpec(spec)
+	s, err := socketspec.ParseListen(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +27,7 @@ func startMilter(t *testing.T, spec string, newMilter func() milter.Milter) sock
 	if err != nil {
 		t.Fatal(err)
 	}
-	bound, err := parseSocketSpec(specOf(ln))
+	bound, err := socketspec.Parse(specOf(ln))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +106,7 @@ func testMix(t *testing.T, listed, repeat, ipv6 string, pool uint64) *mix {
 }
 
 // baseConfig is a load run against target with test-friendly defaults.
-func baseConfig(target socketSpec, m *mix, n uint64) loadConfig {
+func baseConfig(target socketspec.Spec, m *mix, n uint64) loadConfig {
 	return loadConfig{
 		Target: target, Sessions: n, Concurrency: 4, Mix: m, Timeout: 10 * time.Second,
 		Hostname: "mx.bench.test", Helo: "client.bench.test", From: "sender@bench.test", Rcpt: "user@bench.test",
