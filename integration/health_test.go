@@ -4,7 +4,6 @@ package integration
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	gomilter "github.com/emersion/go-milter"
+
+	"github.com/rblmilter/rblmilter/internal/testutil"
 )
 
 // healthConfig monitors err.test (rbldnsd answers an error code for every
@@ -50,16 +51,8 @@ listen = %q
 // get fetches path from the daemon's metrics listener.
 func (r *rblmilterDaemon) get(t testing.TB, path string) string {
 	t.Helper()
-	resp, err := httpClient(r.dial).Get("http://" + r.metrics + path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(body)
+	_, body := testutil.Get(t, httpClient(r.dial), "http://"+r.metrics+path)
+	return body
 }
 
 // milterConnect runs the connect stage for client as Postfix would and

@@ -96,28 +96,10 @@ func TestPostfix(t *testing.T) {
 	})
 
 	t.Run("rcpt stage", func(t *testing.T) {
-		for _, ip := range []string{listedIPv4, listedIPv6} {
-			t.Run("listed "+ip+" rejected at RCPT, postmaster exempt", func(t *testing.T) {
-				n := rcptD.countDecisions(t, ip)
-				tr := rcptRoute.send(t, ip, "user", "postmaster")
-				if tr.XClient.Code != 220 || tr.Mail.Code != 250 {
-					t.Fatalf("want 220 after XCLIENT and 250 at MAIL FROM:\n%s", tr)
-				}
-				if len(tr.Rcpts) != 2 {
-					t.Fatalf("want two RCPT replies:\n%s", tr)
-				}
-				expectMilterReply(t, "RCPT TO:<user@...>", tr.Rcpts[0], ip, blListing)
-				if tr.Rcpts[1].Code != 250 {
-					t.Errorf("RCPT TO:<postmaster@...> = %s, want 250 (exempt recipient)", tr.Rcpts[1])
-				}
-				if tr.Data.Code != 250 {
-					t.Fatalf("message to the exempt postmaster not accepted:\n%s", tr)
-				}
-				waitDelivered(t, pf.mailDir, tr)
-				expectDecision(t, rcptD.waitDecision(t, ip, n+1), "reject", blListing.Log)
+		testRcptStage(t, rcptD, pf.mailDir, rcptRoute.send,
+			func(t *testing.T, ip string) {
 				pf.waitLog(t, "NOQUEUE: milter-reject: RCPT from ", fmt.Sprintf("[%s]: 554 5.7.1 Service unavailable; Client host [%s]", ip, ip), "to=<user@")
 			})
-		}
 		t.Run("clean accepted", func(t *testing.T) {
 			rcptRoute.accepted(t, cleanIPv4, "accept")
 		})
@@ -191,14 +173,7 @@ func (r postfixRoute) rejectedAtConnect(t *testing.T, ip string, l listing) {
 // accepted checks that ip's message is delivered and that the milter logged
 // decision for it.
 func (r postfixRoute) accepted(t *testing.T, ip, decision string) *transcript {
-	n := r.d.countDecisions(t, ip)
-	tr := r.send(t, ip)
-	if tr.XClient.Code != 220 || tr.Mail.Code != 250 || len(tr.Rcpts) != 1 || tr.Rcpts[0].Code != 250 || tr.Data.Code != 250 {
-		t.Fatalf("want the message accepted (220, 250, 250, 250):\n%s", tr)
-	}
-	waitDelivered(t, r.pf.mailDir, tr)
-	expectDecision(t, r.d.waitDecision(t, ip, n+1), decision)
-	return tr
+	return checkAccepted(t, r.d, r.pf.mailDir, ip, decision, func() *transcript { return r.send(t, ip) })
 }
 
 // listing is how a listed client shows in replies and logs.

@@ -1,7 +1,6 @@
 package milter
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -14,8 +13,9 @@ import (
 
 	gomilter "github.com/emersion/go-milter"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/rblmilter/rblmilter/internal/testutil"
 	"github.com/rblmilter/rblmilter/rbl"
 )
 
@@ -65,38 +65,27 @@ func (f *fakeChecker) askedFor() []netip.Addr {
 	return append([]netip.Addr(nil), f.asked...)
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type testServer struct {
 	srv  *Server
 	addr string
-	logs *syncBuffer
+	logs *testutil.Buffer
 	reg  *prometheus.Registry
 }
 
 func startServer(t *testing.T, p Policy, c Checker) *testServer {
 	t.Helper()
-	logs := &syncBuffer{}
+	return startServerWith(t, p, c, ServerOptions{})
+}
+
+// startServerWith is startServer with opts; the logger and the registry
+// are always the test's.
+func startServerWith(t *testing.T, p Policy, c Checker, opts ServerOptions) *testServer {
+	t.Helper()
+	logs := &testutil.Buffer{}
 	reg := prometheus.NewRegistry()
-	srv, err := NewServer(p, c, ServerOptions{
-		Logger:     slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Registerer: reg,
-	})
+	opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	opts.Registerer = reg
+	srv, err := NewServer(p, c, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +158,7 @@ func TestConnectStageRejectsListedAndAcceptsClean(t *testing.T) {
 	if act.Code != gomilter.ActAccept {
 		t.Fatalf("clean client: got %+v, want ACCEPT", act)
 	}
-	if got := testutil.ToFloat64(ts.srv.metrics.decisions.WithLabelValues("reject", "reject", "connect")); got != 1 {
+	if got := promtest.ToFloat64(ts.srv.metrics.decisions.WithLabelValues("reject", "reject", "connect")); got != 1 {
 		t.Errorf("reject decisions = %v, want 1", got)
 	}
 	if !strings.Contains(ts.logs.String(), `msg=decision ip=192.0.2.1 decision=reject action=reject stage=connect score=3 lists="zen.example=127.0.0.2"`) {
@@ -434,12 +423,12 @@ func TestShutdownDrainsInFlightSessions(t *testing.T) {
 		}
 		verdict <- act
 	}()
-	waitFor(t, func() bool { return len(fc.askedFor()) == 2 })
+	testutil.WaitFor(t, "both lookups to start", func() bool { return len(fc.askedFor()) == 2 })
 
 	done := make(chan error, 1)
 	go func() { done <- ts.srv.Shutdown(t.Context()) }()
 	// New sessions are refused once the listener is closed.
-	waitFor(t, func() bool {
+	testutil.WaitFor(t, "the listener to close", func() bool {
 		c, err := net.Dial("tcp", ts.addr)
 		if err != nil {
 			return true
@@ -497,7 +486,7 @@ func TestShutdownTwiceAndConcurrently(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	first := make(chan error, 1)
 	go func() { first <- ts.srv.Shutdown(ctx) }()
-	waitFor(t, ts.srv.closing)
+	testutil.WaitFor(t, "the shutdown to begin", ts.srv.closing)
 	later, cancelLater := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancelLater()
 	const others = 4
@@ -540,7 +529,7 @@ func TestShutdownSecondCallsOwnDeadline(t *testing.T) {
 
 	first := make(chan error, 1)
 	go func() { first <- ts.srv.Shutdown(t.Context()) }()
-	waitFor(t, ts.srv.closing)
+	testutil.WaitFor(t, "the shutdown to begin", ts.srv.closing)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
 	defer cancel()
 	if err := ts.srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
@@ -554,16 +543,5 @@ func TestShutdownSecondCallsOwnDeadline(t *testing.T) {
 	s.Close()
 	if err := <-first; err != nil {
 		t.Fatalf("first Shutdown = %v", err)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not a wait for an event
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rblmilter/rblmilter/internal/testutil"
 	"github.com/rblmilter/rblmilter/rbl"
 	"github.com/rblmilter/rblmilter/rbl/rbltest"
 )
@@ -18,7 +19,7 @@ import (
 type budgetEnv struct {
 	*env
 	budget *rbl.Budget
-	logs   *logBuffer
+	logs   *testutil.Buffer
 	reg    *prometheus.Registry
 	next   byte
 }
@@ -26,7 +27,7 @@ type budgetEnv struct {
 func newBudgetEnv(t *testing.T, lists []rbl.List) *budgetEnv {
 	t.Helper()
 	clk := newClock()
-	e := &budgetEnv{logs: &logBuffer{}, reg: prometheus.NewRegistry()}
+	e := &budgetEnv{logs: &testutil.Buffer{}, reg: prometheus.NewRegistry()}
 	var err error
 	e.budget, err = rbl.NewBudget(rbl.BudgetOptions{Now: clk.Now, Logger: slog.New(slog.NewTextHandler(e.logs, nil)), Registerer: e.reg})
 	if err != nil {
@@ -78,11 +79,11 @@ func TestBudgetStopsAskingAtTheLimitAndFailsOpen(t *testing.T) {
 		if v := e.check(t); v.Decision != rbl.Reject {
 			t.Fatalf("query %d: %s %v", i, v.Decision, outcomes(v))
 		}
-		if i == 7 && e.logs.count("near its daily query budget") != 0 {
+		if i == 7 && e.logs.Count("near its daily query budget") != 0 {
 			t.Fatalf("warned at 7 of 10:\n%s", e.logs)
 		}
 	}
-	if n := e.logs.count("level=WARN", "list near its daily query budget (80%)", "list=bl.test", "daily_queries=10"); n != 1 {
+	if n := e.logs.Count("level=WARN", "list near its daily query budget (80%)", "list=bl.test", "daily_queries=10"); n != 1 {
 		t.Errorf("%d warnings at 80%%, want 1:\n%s", n, e.logs)
 	}
 	for range 3 {
@@ -94,7 +95,7 @@ func TestBudgetStopsAskingAtTheLimitAndFailsOpen(t *testing.T) {
 	if n := e.srv.TotalQueries(); n != 10 {
 		t.Errorf("%d queries sent, want the limit 10", n)
 	}
-	if n := e.logs.count("level=ERROR", "at its daily query budget", "list=bl.test"); n != 1 {
+	if n := e.logs.Count("level=ERROR", "at its daily query budget", "list=bl.test"); n != 1 {
 		t.Errorf("%d lines for reaching the limit, want 1:\n%s", n, e.logs)
 	}
 	mustMetric(t, e.reg, 10, "rblmilter_list_daily_queries", "list", "bl.test")
@@ -107,7 +108,7 @@ func TestBudgetStopsAskingAtTheLimitAndFailsOpen(t *testing.T) {
 		t.Errorf("after the window: %s %v", v.Decision, outcomes(v))
 	}
 	mustMetric(t, e.reg, 1, "rblmilter_list_daily_queries", "list", "bl.test")
-	if n := e.logs.count("level=WARN", "below 80% of its daily query budget again", "list=bl.test"); n != 1 {
+	if n := e.logs.Count("level=WARN", "below 80% of its daily query budget again", "list=bl.test"); n != 1 {
 		t.Errorf("%d recovery lines, want 1:\n%s", n, e.logs)
 	}
 }

@@ -286,10 +286,10 @@ func TestMonitorAggregateZoneWithDocumentationDataStaysCounted(t *testing.T) {
 		}
 	}
 	// One warning in 100 rounds, no switch-off.
-	if n := e.logs.count("list degraded, still counted", "list=Aggregate"); n != 1 {
+	if n := e.logs.Count("list degraded, still counted", "list=Aggregate"); n != 1 {
 		t.Errorf("%d degraded lines, want 1:\n%s", n, e.logs)
 	}
-	if n := e.logs.count("level=ERROR"); n != 0 {
+	if n := e.logs.Count("level=ERROR"); n != 0 {
 		t.Errorf("%d error lines:\n%s", n, e.logs)
 	}
 	mustMetric(t, e.reg, 1, "rblmilter_list_health_state", "list", "Aggregate", "state", "degraded")
@@ -397,10 +397,10 @@ func TestMonitorDegradedListRecovers(t *testing.T) {
 	if h := e.state(t, "good.test"); h.State != rbl.HealthDegraded {
 		t.Fatalf("%+v", h)
 	}
-	if n := e.logs.count("level=WARN", "list counted again, but degraded", "from=unhealthy", "to=degraded"); n != 1 {
+	if n := e.logs.Count("level=WARN", "list counted again, but degraded", "from=unhealthy", "to=degraded"); n != 1 {
 		t.Errorf("%d recovery lines, want 1:\n%s", n, e.logs)
 	}
-	if n := e.logs.count("healthy again"); n != 0 {
+	if n := e.logs.Count("healthy again"); n != 0 {
 		t.Errorf("a degraded list was logged as healthy:\n%s", e.logs)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rblmilter/rblmilter/internal/testutil"
 	"github.com/rblmilter/rblmilter/rbl"
 	"github.com/rblmilter/rblmilter/rbl/rbltest"
 )
@@ -241,7 +242,7 @@ func TestDNSFaults(t *testing.T) {
 
 			// Counted: every client's lookup ends, also those the
 			// deadline cut short, and is reported once.
-			waitFor(t, func() bool {
+			testutil.WaitFor(t, "every lookup counted", func() bool {
 				n := 0
 				for _, out := range f.want {
 					n += lookupsCounted(t, reg, faultZone, out)

@@ -1,7 +1,6 @@
 package rbl_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/rblmilter/rblmilter/internal/testutil"
 	"github.com/rblmilter/rblmilter/rbl"
 	"github.com/rblmilter/rblmilter/rbl/rbltest"
 )
@@ -41,39 +41,6 @@ func (z zoneRouter) Query(ctx context.Context, name string, qtype uint16) (*dns.
 	return nil, errors.New("test router: no server for " + name)
 }
 
-// logBuffer is a slog destination safe for concurrent writes.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// count returns how many lines contain every one of parts.
-func (b *logBuffer) count(parts ...string) int {
-	n := 0
-	for line := range strings.SplitSeq(b.String(), "\n") {
-		all := line != ""
-		for _, p := range parts {
-			all = all && strings.Contains(line, p)
-		}
-		if all {
-			n++
-		}
-	}
-	return n
-}
-
 // serveTestEntries makes srv answer zone's RFC 5782 test entries (IPv4 and
 // IPv6) like an honest list.
 func serveTestEntries(srv *rbltest.Server, zone string) {
@@ -91,7 +58,7 @@ func dropTestEntries(srv *rbltest.Server, zone string) {
 type healthEnv struct {
 	bad, good *rbltest.Server
 	clock     *clock
-	logs      *logBuffer
+	logs      *testutil.Buffer
 	reg       *prometheus.Registry
 	mon       *rbl.Monitor
 	c         *rbl.Checker
@@ -104,7 +71,7 @@ func newHealthEnv(t *testing.T, lists []rbl.List, opts rbl.MonitorOptions) *heal
 		bad:   rbltest.NewServer(t),
 		good:  rbltest.NewServer(t),
 		clock: newClock(),
-		logs:  &logBuffer{},
+		logs:  &testutil.Buffer{},
 		reg:   prometheus.NewRegistry(),
 	}
 	serveTestEntries(e.bad, "bad.test")
@@ -312,10 +279,10 @@ func TestMonitorDisablesSickListsAndReenablesThem(t *testing.T) {
 			}
 			// Still sick in the next round: no new log line.
 			e.probe(t)
-			if n := e.logs.count("list unhealthy", "list=bad.test", "reason="); n != 1 {
+			if n := e.logs.Count("list unhealthy", "list=bad.test", "reason="); n != 1 {
 				t.Errorf("%d transition lines for bad.test, want 1:\n%s", n, e.logs)
 			}
-			if n := e.logs.count("level=ERROR"); n != 1 {
+			if n := e.logs.Count("level=ERROR"); n != 1 {
 				t.Errorf("%d error lines, want 1:\n%s", n, e.logs)
 			}
 			mustMetric(t, e.reg, 1, "rblmilter_list_health_state", "list", "bad.test", "state", "unhealthy")
@@ -338,7 +305,7 @@ func TestMonitorDisablesSickListsAndReenablesThem(t *testing.T) {
 			if v := e.c.Check(t.Context(), ip("10.0.0.7")); v.Decision != rbl.Reject {
 				t.Errorf("recovered bad.test listing: %s %v", v.Decision, outcomes(v))
 			}
-			if n := e.logs.count("list healthy again", "list=bad.test", "level=WARN"); n != 1 {
+			if n := e.logs.Count("list healthy again", "list=bad.test", "level=WARN"); n != 1 {
 				t.Errorf("%d recovery lines, want 1:\n%s", n, e.logs)
 			}
 			mustMetric(t, e.reg, 1, "rblmilter_list_health_state", "list", "bad.test", "state", "healthy")
@@ -398,7 +365,7 @@ func TestMonitorMissingTestEntryDegrades(t *testing.T) {
 	if v := e.c.Check(t.Context(), ip("10.0.0.1")); v.Decision != rbl.Reject {
 		t.Errorf("degraded list not counted: %s %v", v.Decision, outcomes(v))
 	}
-	if n := e.logs.count("list degraded", "level=WARN"); n != 2 {
+	if n := e.logs.Count("list degraded", "level=WARN"); n != 2 {
 		t.Errorf("%d degraded lines, want 2 (one per list):\n%s", n, e.logs)
 	}
 }
@@ -419,7 +386,7 @@ func TestMonitorSharedZoneSharesHealth(t *testing.T) {
 	if got := e.mustAccept(t, "10.0.0.1"); got[0] != rbl.Disabled || got[1] != rbl.Disabled {
 		t.Errorf("%v", got)
 	}
-	if n := e.logs.count("list unhealthy", `list="Bad A, Bad B"`); n != 1 {
+	if n := e.logs.Count("list unhealthy", `list="Bad A, Bad B"`); n != 1 {
 		t.Errorf("%d lines, want one for the shared zone:\n%s", n, e.logs)
 	}
 }
@@ -457,7 +424,7 @@ func TestMonitorLiveErrorsLogOnce(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := e.logs.count("list unhealthy"); n != 1 {
+	if n := e.logs.Count("list unhealthy"); n != 1 {
 		t.Errorf("%d transition lines, want 1:\n%s", n, e.logs)
 	}
 	if h := e.state(t, "bad.test"); h.State != rbl.HealthUnhealthy || !strings.Contains(h.Reason, "in a client lookup") || h.Answer != "client → A 127.255.255.254" {
@@ -589,9 +556,9 @@ func TestWarnPublicResolvers(t *testing.T) {
 		{[]string{"127.0.0.1:53"}, []rbl.List{zen}, false},
 		{[]string{"8.8.8.8:53"}, []rbl.List{dqs, other}, false},
 	} {
-		var logs logBuffer
+		var logs testutil.Buffer
 		got := rbl.WarnPublicResolvers(slog.New(slog.NewTextHandler(&logs, nil)), tt.servers, tt.lists)
-		if got != tt.warn || (logs.count("level=WARN", "public DNS resolver", "lists=zen.spamhaus.org") == 1) != tt.warn {
+		if got != tt.warn || (logs.Count("level=WARN", "public DNS resolver", "lists=zen.spamhaus.org") == 1) != tt.warn {
 			t.Errorf("%v %v: warned %v, want %v:\n%s", tt.servers, tt.lists, got, tt.warn, logs.String())
 		}
 	}

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"net/netip"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -111,37 +109,5 @@ func baseConfig(target socketspec.Spec, m *mix, n uint64) loadConfig {
 		Target: target, Sessions: n, Concurrency: 4, Mix: m, Timeout: 10 * time.Second,
 		Hostname: "mx.bench.test", Helo: "client.bench.test", From: "sender@bench.test", Rcpt: "user@bench.test",
 		ActionMask: defaultActionMask, ProtocolMask: defaultProtocolMask,
-	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a command writing while the test
-// reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// waitFor polls cond until it holds or a generous deadline passes; tests
-// never sleep to wait for something.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	gomilter "github.com/emersion/go-milter"
+
+	"github.com/rblmilter/rblmilter/internal/testutil"
 )
 
 // budgetConfig writes a config with one list, bl.test, limited to limit
@@ -37,7 +39,7 @@ listen = "127.0.0.1:0"
 // scrapeSum adds up the values of the /metrics lines starting with prefix.
 func scrapeSum(t *testing.T, metrics, prefix string) int {
 	t.Helper()
-	_, body := httpGet(t, metrics+"/metrics")
+	_, body := testutil.Get(t, nil, metrics+"/metrics")
 	sum, found := 0, false
 	for line := range strings.SplitSeq(body, "\n") {
 		if strings.HasPrefix(line, prefix) {
@@ -74,8 +76,8 @@ func TestDaemonDailyQueries(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(waitTimeout)
 		for {
-			_, body := httpGet(t, metrics+"/readyz")
-			if containsAll(body, parts) {
+			_, body := testutil.Get(t, nil, metrics+"/readyz")
+			if testutil.ContainsAll(body, parts...) {
 				return body
 			}
 			if time.Now().After(deadline) {

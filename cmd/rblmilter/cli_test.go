@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rblmilter/rblmilter/internal/testutil"
 	"github.com/rblmilter/rblmilter/rbl"
 	"github.com/rblmilter/rblmilter/rbl/rbltest"
 )
@@ -134,7 +135,7 @@ skip = ["10.0.0.0/8"]`)
 
 	code, out, errOut = runCLI(t, "check", "-config", cfg, "192.0.2.1")
 	if code != 1 || !strings.HasPrefix(out, "192.0.2.1: reject (score 1, threshold 1, ") ||
-		!containsAll(out, []string{"listed", "127.0.0.2", "listed for testing"}) {
+		!testutil.ContainsAll(out, []string{"listed", "127.0.0.2", "listed for testing"}...) {
 		t.Errorf("listed: exit %d\n%s%s", code, out, errOut)
 	}
 

@@ -13,6 +13,7 @@ import (
 	gomilter "github.com/emersion/go-milter"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rblmilter/rblmilter/internal/testutil"
 	"github.com/rblmilter/rblmilter/rbl"
 	"github.com/rblmilter/rblmilter/rbl/rbltest"
 )
@@ -70,7 +71,7 @@ func TestCheckShowsListHealth(t *testing.T) {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
 	lines := strings.Split(out, "\n")
-	if len(lines) < 5 || !containsAll(lines[1], []string{"LIST", "HEALTH", "OUTCOME"}) {
+	if len(lines) < 5 || !testutil.ContainsAll(lines[1], []string{"LIST", "HEALTH", "OUTCOME"}...) {
 		t.Fatalf("no HEALTH column:\n%s", out)
 	}
 	for _, want := range [][]string{
@@ -80,7 +81,7 @@ func TestCheckShowsListHealth(t *testing.T) {
 	} {
 		found := false
 		for _, l := range lines {
-			found = found || strings.HasPrefix(strings.TrimSpace(l), want[0]) && containsAll(l, want)
+			found = found || strings.HasPrefix(strings.TrimSpace(l), want[0]) && testutil.ContainsAll(l, want...)
 		}
 		if !found {
 			t.Errorf("no line with %q:\n%s", want, out)
@@ -117,7 +118,7 @@ func TestDaemonListHealth(t *testing.T) {
 	metrics := "http://" + dm.log.addr(t, "metrics listening")
 
 	readyz := func() string {
-		code, body := httpGet(t, metrics+"/readyz")
+		code, body := testutil.Get(t, nil, metrics+"/readyz")
 		if code != 200 {
 			t.Fatalf("/readyz: %d %q", code, body)
 		}
@@ -128,7 +129,7 @@ func TestDaemonListHealth(t *testing.T) {
 		deadline := time.Now().Add(waitTimeout)
 		for {
 			body := readyz()
-			if containsAll(body, parts) {
+			if testutil.ContainsAll(body, parts...) {
 				return body
 			}
 			if time.Now().After(deadline) {
@@ -156,7 +157,7 @@ func TestDaemonListHealth(t *testing.T) {
 	if act := connectAs(t, "unix", sock, "192.0.2.1"); !isReject(act) {
 		t.Errorf("client listed by the healthy list: %+v", act)
 	}
-	_, scrape := httpGet(t, metrics+"/metrics")
+	_, scrape := testutil.Get(t, nil, metrics+"/metrics")
 	for _, want := range []string{
 		`rblmilter_list_health_state{list="sick.test",state="unhealthy"} 1`,
 		`rblmilter_list_health_state{list="bl.test",state="healthy"} 1`,
@@ -244,7 +245,7 @@ func TestCheckShowsHealthEvidenceAndBudget(t *testing.T) {
 	} {
 		found := false
 		for line := range strings.SplitSeq(block, "\n") {
-			found = found || containsAll(line, want)
+			found = found || testutil.ContainsAll(line, want...)
 		}
 		if !found {
 			t.Errorf("no line with %q:\n%s", want, block)
