@@ -7,26 +7,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/netip"
 	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
 
-	"github.com/miekg/dns"
-
 	"github.com/rblmilter/rblmilter/milter"
 	"github.com/rblmilter/rblmilter/rbl"
 )
-
-// refusingResolver answers every query with an error; it lets the engine
-// validate a config without sending DNS queries.
-type refusingResolver struct{}
-
-func (refusingResolver) Query(context.Context, string, uint16) (*dns.Msg, error) {
-	return nil, errors.New("config check: no DNS queries")
-}
 
 // checkReport is one address's result, as printed by `rblmilter check`.
 type checkReport struct {
@@ -294,21 +283,6 @@ func printReports(w io.Writer, reports []checkReport) {
 
 func fmtMS(v float64) string {
 	return time.Duration(v * float64(time.Millisecond)).Round(100 * time.Microsecond).String()
-}
-
-// newLogger builds the daemon's logger; level, when non-nil, makes the
-// level changeable on reload.
-func newLogger(w io.Writer, c logConfig, level *slog.LevelVar) *slog.Logger {
-	var lv slog.Leveler = c.Level
-	if level != nil {
-		level.Set(c.Level)
-		lv = level
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	if c.JSON {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 // lateResults is an rbl.Observer that keeps the results of lookups that

@@ -13,8 +13,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
-
-	"github.com/rblmilter/rblmilter/rbl"
 )
 
 // version and revision are stamped at build time by scripts/release.sh:
@@ -185,20 +183,6 @@ func printConfigError(w io.Writer, path, defaultPath string, err error) {
 		return
 	}
 	fmt.Fprintf(w, "rblmilter: %v\n", err)
-}
-
-// validateEngine lets package rbl check the lists the way NewChecker does
-// at start. The resolver refuses every query: nothing leaves the machine.
-func validateEngine(cfg *daemonConfig) error {
-	c, err := rbl.NewChecker(cfg.Engine, rbl.Options{
-		Resolver: refusingResolver{},
-		Logger:   slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		return err
-	}
-	c.Close()
-	return nil
 }
 
 // versionString is the -version output: the release set at build time (or
