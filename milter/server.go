@@ -304,10 +304,12 @@ func (s *Server) forget(tc *trackedConn) {
 // whose milter connection is closed, so a drain deadline never rejects mail
 // when the MTA is configured to fail open.
 //
-// Shutdown is idempotent, as go-smtp's is: the first call drains, and any
-// other call, at the same time or later, waits for it and returns the same
-// result, or its own ctx's error if that ends first. The first call's ctx
-// alone sets the drain deadline.
+// Shutdown is idempotent: the first call drains, and any other call, at
+// the same time or later, waits for it and returns the same result, or its
+// own ctx's error if that ends first. The first call's ctx alone sets the
+// drain deadline. (go-smtp's Shutdown also guards itself with a done
+// channel, but answers a second call with ErrServerClosed at once; here a
+// caller learns how the drain ended.)
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if s.shuttingDown {
