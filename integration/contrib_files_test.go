@@ -53,21 +53,29 @@ func TestContribSystemdUnit(t *testing.T) {
 	dir := sharedDir(t)
 	path := filepath.Join(dir, "rblmilter.service")
 	writeFile(t, path, replaceOnce(t, "contrib systemd ExecStart", unit, "ExecStart=/usr/local/bin/rblmilter ", "ExecStart="+bin+" "))
+	verifyUnit(t, sa, path)
+}
+
+// verifyUnit checks a unit file with systemd's own tools: `systemd-analyze
+// verify` has nothing to say, and `systemd-analyze security` rates it at
+// most 2.0 ("OK").
+func verifyUnit(t *testing.T, sa, path string) {
+	t.Helper()
 	if out, err := exec.Command(sa, "verify", path).CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "" {
-		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+		t.Errorf("systemd-analyze verify %s: %v\n%s", path, err, out)
 	}
 	out, err := exec.Command(sa, "security", "--offline=yes", path).CombinedOutput()
 	if err != nil {
-		t.Fatalf("systemd-analyze security --offline=yes: %v\n%s", err, out)
+		t.Fatalf("systemd-analyze security --offline=yes %s: %v\n%s", path, err, out)
 	}
-	m = regexp.MustCompile(`Overall exposure level for rblmilter.service: ([0-9.]+) (\S+)`).FindStringSubmatch(string(out))
+	m := regexp.MustCompile(`Overall exposure level for rblmilter.service: ([0-9.]+) (\S+)`).FindStringSubmatch(string(out))
 	if m == nil {
 		t.Fatalf("no overall exposure level in:\n%s", out)
 	}
 	if level, _ := strconv.ParseFloat(m[1], 64); level > 2.0 {
-		t.Errorf("systemd-analyze security rates the unit %s %s, want at most 2.0:\n%s", m[1], m[2], out)
+		t.Errorf("systemd-analyze security rates %s %s %s, want at most 2.0:\n%s", path, m[1], m[2], out)
 	} else {
-		t.Logf("systemd-analyze security: exposure %s %s", m[1], m[2])
+		t.Logf("systemd-analyze security %s: exposure %s %s", path, m[1], m[2])
 	}
 }
 
@@ -147,7 +155,7 @@ server:
 	if n := strings.Count(example, `"bl.example.net"`); n != 2 {
 		t.Fatalf("the mirror example names \"bl.example.net\" %d times, want 2 (domain-insecure, stub-zone name):\n%s", n, example)
 	}
-	for _, zone := range []string{"bl.test", "wl.test", "agg.test", "err.test"} {
+	for _, zone := range []string{"bl.test", "wl.test", "agg.test", "err.test", "wild.test"} {
 		conf.WriteString(strings.ReplaceAll(example, `"bl.example.net"`, `"`+zone+`"`))
 	}
 	confPath := filepath.Join(dir, "unbound.conf")

@@ -75,14 +75,27 @@ func (s postfixSnippet) get(t testing.TB, name string) string {
 	return ""
 }
 
-// milters returns contrib's smtpd_milters with the milter at port.
+// example returns the first commented-out value of name containing part.
+func (s postfixSnippet) example(t testing.TB, name, part string) string {
+	t.Helper()
+	for _, kv := range s.Examples {
+		if kv[0] == name && strings.Contains(kv[1], part) {
+			return kv[1]
+		}
+	}
+	t.Fatalf("contrib/postfix/main.cf has no example %s line containing %q", name, part)
+	return ""
+}
+
+// milters is contrib's smtpd_milters value with the milter at port
+// instead of 8890.
 func (s postfixSnippet) milters(t testing.TB, port int) string {
 	t.Helper()
 	return replaceOnce(t, "contrib smtpd_milters", s.get(t, "smtpd_milters"), "inet:127.0.0.1:8890", fmt.Sprintf("inet:127.0.0.1:%d", port))
 }
 
-// mainLines returns the active lines as main.cf lines, the milter at
-// port.
+// mainLines are the active settings for main.cf exactly as contrib ships
+// them, with the milter at port.
 func (s postfixSnippet) mainLines(t testing.TB, port int) string {
 	t.Helper()
 	var b strings.Builder
@@ -94,18 +107,6 @@ func (s postfixSnippet) mainLines(t testing.TB, port int) string {
 		fmt.Fprintf(&b, "%s = %s\n", kv[0], value)
 	}
 	return b.String()
-}
-
-// example returns the first commented-out value of name containing part.
-func (s postfixSnippet) example(t testing.TB, name, part string) string {
-	t.Helper()
-	for _, kv := range s.Examples {
-		if kv[0] == name && strings.Contains(kv[1], part) {
-			return kv[1]
-		}
-	}
-	t.Fatalf("contrib/postfix/main.cf has no example %s line containing %q", name, part)
-	return ""
 }
 
 // replaceOnce replaces old by new in s and fails the test unless old occurs

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rblmilter/rblmilter/internal/testutil"
 )
 
 // pollInterval is how often the tests re-check a condition they wait for.
@@ -78,30 +80,12 @@ func lookCommand(name string) (string, error) {
 	return "", fmt.Errorf("%s not found", name)
 }
 
-// waitFor calls cond until it returns nil or timeout passes, and fails the
-// test with cond's last error then.
+// waitFor calls cond every pollInterval until it returns nil or timeout
+// passes, and fails the test with cond's last error then.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
-	if err := poll(timeout, cond); err != nil {
+	if err := testutil.Poll(timeout, pollInterval, cond); err != nil {
 		t.Fatalf("waiting %v for %s: %v", timeout, what, err)
-	}
-}
-
-// poll calls cond until it returns nil or timeout passes, and returns
-// cond's last error then.
-func poll(timeout time.Duration, cond func() error) error {
-	deadline := time.Now().Add(timeout)
-	ticker := time.NewTicker(pollInterval)
-	defer ticker.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		<-ticker.C
 	}
 }
 

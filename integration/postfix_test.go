@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rblmilter/rblmilter/internal/testutil"
 )
 
 // postfixListener is one smtpd service of the private Postfix instance.
@@ -200,7 +202,7 @@ func (p *postfixInstance) stop(t testing.TB) {
 		t.Logf("postfix stop: %v\n%s", err, out)
 	}
 	if pidErr == nil {
-		if err := poll(20*time.Second, func() error {
+		if err := testutil.Poll(20*time.Second, pollInterval, func() error {
 			if processAlive(pid) {
 				return fmt.Errorf("postfix master %d still running", pid)
 			}

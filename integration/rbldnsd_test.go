@@ -32,22 +32,42 @@ const (
 	blTXT         = "Listed by bl.test, see https://bl.test.invalid/lookup?"
 )
 
+// The data of bl.test, which agg.test serves too.
+const (
+	bl4 = ":127.0.0.2:" + blTXT + "$\n127.0.0.2\n" + listedIPv4 + "\n" + allowedIPv4 + "\n" + listedLocal + "\n"
+	bl6 = ":127.0.0.2:" + blTXT + "$\n::ffff:7f00:2\n" + listedIPv6 + "\n"
+)
+
 // The zone files rbldnsd serves: name -> file, dataset type and content.
 var testZones = []struct {
 	zone, typ, file, content string
 }{
 	// RFC 5782 test points (127.0.0.2 and ::ffff:127.0.0.2) are listed
 	// and 127.0.0.1 is not, as in every real list.
-	{"bl.test", "ip4set", "bl4", ":127.0.0.2:" + blTXT + "$\n127.0.0.2\n" + listedIPv4 + "\n" + allowedIPv4 + "\n" + listedLocal + "\n"},
-	{"bl.test", "ip6trie", "bl6", ":127.0.0.2:" + blTXT + "$\n::ffff:7f00:2\n" + listedIPv6 + "\n"},
+	{"bl.test", "ip4set", "bl4", bl4},
+	{"bl.test", "ip6trie", "bl6", bl6},
 	{"wl.test", "ip4set", "wl4", ":127.0.10.2:Allowlisted by wl.test\n127.0.0.2\n" + allowedIPv4 + "\n"},
-	// Two datasets of one zone: rbldnsd answers with the records of both,
-	// so agg.test returns several A records, like an aggregate list.
+	// agg.test is an aggregate list, built like zen.spamhaus.org from
+	// several lists: rbldnsd answers with the records of every dataset,
+	// so it returns several A records at once. Its data sits in the
+	// documentation ranges, as in every lab setup: bl.test's files, two
+	// parts of its own, and a policy part (like Spamhaus PBL) that lists
+	// TEST-NET-1, TEST-NET-2 and 2001:db8::/32 whole. The health monitor's
+	// canaries in those ranges are listed every round; it must stay
+	// counted.
 	{"agg.test", "ip4set", "agg-a", ":127.0.0.2:Aggregate part A\n127.0.0.2\n" + aggListedIPv4 + "\n" + aggCleanIPv4 + "\n"},
 	{"agg.test", "ip4set", "agg-b", ":127.0.0.4:Aggregate part B\n127.0.0.2\n" + aggListedIPv4 + "\n"},
+	{"agg.test", "ip4set", "bl4", bl4},
+	{"agg.test", "ip6trie", "bl6", bl6},
+	{"agg.test", "ip4trie", "agg-pbl4", ":127.0.0.10:Aggregate policy part\n192.0.2.0/24\n198.51.100.0/24\n"},
+	{"agg.test", "ip6trie", "agg-pbl6", ":127.0.0.11:Aggregate policy part\n2001:db8::/32\n"},
 	// An operator's "you may not query us" answer, for every address.
 	{"err.test", "ip4trie", "err4", ":127.255.255.254:Error: query refused\n0.0.0.0/0\n"},
 	{"err.test", "ip6trie", "err6", ":127.255.255.254:Error: query refused\n::/0\n"},
+	// A lapsed list's domain: a wildcard that answers "listed" for every
+	// name, 127.0.0.1 included.
+	{"wild.test", "ip4trie", "wild4", ":127.0.0.2:Listed: the domain has lapsed\n0.0.0.0/0\n"},
+	{"wild.test", "ip6trie", "wild6", ":127.0.0.2:Listed: the domain has lapsed\n::/0\n"},
 	// Domain lists (RFC 5782 §2.3) as rbldnsd dnset zones, with the
 	// RFC 5782 §5 test entry "test" (and not "invalid"): a DBL-like zone
 	// with its 127.0.1.x codes and its error code, and a ZRD-like one.

@@ -11,6 +11,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -35,20 +37,20 @@ type milterOptions struct {
 }
 
 // The lists every daemon of the suite uses (zones served by rbldnsd, see
-// zones_test.go). Health monitoring is off for the lists that list
-// documentation-range addresses: the health monitor's canary asks random
-// documentation-range addresses and would rightly take such a list for
-// one that lists the world. err.test lists the world on purpose.
-const testLists = `
-# err.test answers 127.255.255.254 (an error code) for every address; with
-# weight 3 a miscounted error code would reject every client.
-sites = ["err.test*3"]
-
+// rbldnsd_test.go): testSites, a top-level line, and testListTables. All
+// have the health monitor on and probing every second, so that every test
+// runs through several probe rounds: agg.test's data sits in the
+// documentation ranges (it must stay counted), wild.test lists the world
+// and err.test answers an error code (both must be set aside).
+const (
+	// err.test answers 127.255.255.254 (an error code) for every address;
+	// with weight 3 a miscounted error code would reject every client.
+	testSites      = `sites = ["err.test*3"]`
+	testListTables = `
 [[list]]
 zone = "bl.test"
 name = "Test Blocklist"
 filters = ["127.0.0.[2..11]"]
-monitor = false
 
 # agg.test answers several codes at once (like zen.spamhaus.org); only
 # 127.0.0.4 counts here.
@@ -56,15 +58,21 @@ monitor = false
 zone = "agg.test"
 name = "Aggregate List"
 filters = ["127.0.0.4"]
-monitor = false
 
 [[list]]
 zone = "wl.test"
 name = "Test Allowlist"
 weight = -2
 filters = ["127.0.[0..255].[1..3]"]
-monitor = false
+
+# wild.test lists everything, 127.0.0.1 included: the first probe round
+# sets it aside. Counted, its weight 3 would reject every client.
+[[list]]
+zone = "wild.test"
+name = "Wildcard List"
+weight = 3
 `
+)
 
 // milterConfig renders a daemon config in the contract's file format.
 func milterConfig(o milterOptions) string {
@@ -82,10 +90,11 @@ drain_timeout = "5s"
 skip = []
 user = "nobody"
 group = "nogroup"
+health_interval = "1s"
 `)
 	b.WriteString(o.Extra)
-	b.WriteString("\n")
-	b.WriteString(testLists)
+	b.WriteString("\n" + testSites + "\n")
+	b.WriteString(testListTables)
 	b.WriteString(o.Lists)
 	fmt.Fprintf(&b, `
 [log]
@@ -128,21 +137,68 @@ func startRblmilter(t testing.TB, dir, name string, o milterOptions, d dialer, w
 		}
 		return r.ready()
 	})
+	// Until the first probe round has judged them the lists count; no
+	// mail before the wildcard list is set aside.
+	r.waitHealth(t, "Wildcard List", 1, "unhealthy (lists the world: 127.0.0.1 is listed")
 	return r
+}
+
+var probeRounds = regexp.MustCompile(`; probe rounds: (\d+),`)
+
+// waitHealth waits until /readyz shows list after at least rounds probe
+// rounds, with every one of parts in its line, and returns the line.
+func (r *rblmilterDaemon) waitHealth(t testing.TB, list string, rounds int, parts ...string) string {
+	t.Helper()
+	var line string
+	waitFor(t, startTimeout, fmt.Sprintf("%s: %q after %d probe rounds", r.name, list, rounds), func() error {
+		if r.exited() {
+			t.Fatalf("%v", r.exitError())
+		}
+		body, err := r.readyz()
+		if err != nil {
+			return err
+		}
+		prefix := fmt.Sprintf("list %q: ", list)
+		for l := range strings.SplitSeq(body, "\n") {
+			if strings.HasPrefix(l, prefix) {
+				line = l
+			}
+		}
+		m := probeRounds.FindStringSubmatch(line)
+		if m == nil {
+			return fmt.Errorf("/readyz has no probe round for %s:\n%s", list, body)
+		}
+		if n, _ := strconv.Atoi(m[1]); n < rounds {
+			return fmt.Errorf("%s probed %d times so far", list, n)
+		}
+		for _, p := range parts {
+			if !strings.Contains(line, p) {
+				return fmt.Errorf("/readyz line lacks %q:\n%s", p, line)
+			}
+		}
+		return nil
+	})
+	return line
 }
 
 // ready asks the daemon's /readyz.
 func (r *rblmilterDaemon) ready() error {
+	_, err := r.readyz()
+	return err
+}
+
+// readyz returns the body of a 200 /readyz.
+func (r *rblmilterDaemon) readyz() (string, error) {
 	resp, err := httpClient(r.dial).Get("http://" + r.metrics + "/readyz")
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 {
-		return fmt.Errorf("/readyz: %s: %s", resp.Status, body)
+		return "", fmt.Errorf("/readyz: %s: %s", resp.Status, body)
 	}
-	return nil
+	return string(body), nil
 }
 
 // checkRaces fails the test when the race-enabled daemon reported a race.

@@ -15,9 +15,9 @@ import (
 // TestSendmailMilterLatency guards against the Sendmail stall of issue #6:
 // before each milter command Sendmail writes the macro packet and the
 // command as two small segments; with Nagle on Sendmail's side and delayed
-// ACK on the milter's, the command waits for the milter's delayed ACK, about
-// 40 ms per milter step. rblmilter re-arms TCP_QUICKACK so that the ACK
-// goes out at once.
+// ACK on the milter's, the command waits for the milter's delayed-ACK timer
+// at every milter step (docs/performance.md has the measured stall).
+// rblmilter re-arms TCP_QUICKACK so that the ACK goes out at once.
 //
 // One private Sendmail has three listeners: one without a milter (its only
 // filter, contrib's at port 8890, is not running, so Sendmail fails open at
@@ -46,7 +46,7 @@ func TestSendmailMilterLatency(t *testing.T) {
 		}, ns, append(ns.exec(), wrap...)...)
 	}
 	daemon("rblmilter-quickack", quickPort, 9891)
-	// The switch is read from the environment (milter/conn.go).
+	// The daemon reads the switch from its environment (cmd/rblmilter/run.go).
 	daemon("rblmilter-no-quickack", noQuickPort, 9892, requireCommands(t, "env")["env"], "RBLMILTER_TEST_NO_QUICKACK=1")
 
 	const smtpBare, smtpQuick, smtpNoQuick = 2525, 2526, 2527
@@ -198,8 +198,8 @@ func medianTiming(runs []smtpTiming) smtpTiming {
 }
 
 // stallMargin is how much slower than without a milter a step must be to
-// count as stalled: below the 40 ms delayed ACK, far above the milter's
-// own work on loopback.
+// count as stalled: below Linux's shortest delayed-ACK timeout
+// (TCP_DELACK_MIN, 40 ms), far above the milter's own work on loopback.
 const stallMargin = 30 * time.Millisecond
 
 // stalls names the steps of got that are stallMargin slower than base.

@@ -81,6 +81,15 @@ type transcript struct {
 
 func (tr *transcript) String() string { return strings.Join(tr.log, "\n") }
 
+// clientGreeting is the greeting for the client the session stands for:
+// with XCLIENT, Postfix's reply to it; otherwise the server's greeting.
+func (tr *transcript) clientGreeting() reply {
+	if tr.XClient.Code != 0 {
+		return tr.XClient
+	}
+	return tr.Greeting
+}
+
 // sendMail runs one SMTP session through d as a sending MTA would, going
 // as far as the server lets it, and records every reply.
 func sendMail(t testing.TB, d dialer, s session) *transcript {
@@ -284,16 +293,62 @@ func testTagAction(t *testing.T, mailDir string, send func(t *testing.T, ip, dec
 	})
 }
 
+// checkAccepted sends one message from ip with send and checks that the MTA
+// took it (220, 250, 250, 250) and delivered it to mailDir, and that d
+// logged decision for ip.
+func checkAccepted(t *testing.T, d *rblmilterDaemon, mailDir, ip, decision string, send func() *transcript) *transcript {
+	t.Helper()
+	n := d.countDecisions(t, ip)
+	tr := send()
+	if tr.clientGreeting().Code != 220 || tr.Mail.Code != 250 || len(tr.Rcpts) != 1 || tr.Rcpts[0].Code != 250 || tr.Data.Code != 250 {
+		t.Fatalf("want the message accepted (220, 250, 250, 250):\n%s", tr)
+	}
+	waitDelivered(t, mailDir, tr)
+	expectDecision(t, d.waitDecision(t, ip, n+1), decision)
+	return tr
+}
+
+// testRcptStage runs the rcpt-stage cases every MTA shares: a listed
+// client, IPv4 and IPv6, is refused at RCPT TO with rblmilter's reply
+// while the exempt postmaster still gets the message. send delivers one
+// message from ip to the local parts rcpts through the rcpt-stage daemon
+// d; mtaLogged waits for the MTA's log line of the refusal of ip.
+func testRcptStage(t *testing.T, d *rblmilterDaemon, mailDir string, send func(t *testing.T, ip string, rcpts ...string) *transcript, mtaLogged func(t *testing.T, ip string)) {
+	for _, ip := range []string{listedIPv4, listedIPv6} {
+		t.Run("listed "+ip+" rejected at RCPT, postmaster exempt", func(t *testing.T) {
+			n := d.countDecisions(t, ip)
+			tr := send(t, ip, "user", "postmaster")
+			if tr.clientGreeting().Code != 220 || tr.Mail.Code != 250 {
+				t.Fatalf("want 220 greeting and 250 at MAIL FROM:\n%s", tr)
+			}
+			if len(tr.Rcpts) != 2 {
+				t.Fatalf("want two RCPT replies:\n%s", tr)
+			}
+			expectMilterReply(t, "RCPT TO:<user@...>", tr.Rcpts[0], ip, blListing)
+			if tr.Rcpts[1].Code != 250 {
+				t.Errorf("RCPT TO:<postmaster@...> = %s, want 250 (exempt recipient)", tr.Rcpts[1])
+			}
+			if tr.Data.Code != 250 {
+				t.Fatalf("message to the exempt postmaster not accepted:\n%s", tr)
+			}
+			waitDelivered(t, mailDir, tr)
+			expectDecision(t, d.waitDecision(t, ip, n+1), "reject", blListing.Log)
+			mtaLogged(t, ip)
+		})
+	}
+}
+
 // testConnectMatrix runs the connect-stage cases every MTA shares: listed
 // IPv4 and IPv6 clients and a counting aggregate code are refused, while a
 // non-counting aggregate code, clean clients beside a list answering an
-// error code, and an allowlisted client are accepted.
+// error code and a list listing the world (weight 3 each), and an
+// allowlisted client are accepted.
 func testConnectMatrix(t *testing.T, reject func(t *testing.T, ip string, l listing), accept func(t *testing.T, ip, decision string)) {
 	t.Run("listed IPv4 rejected", func(t *testing.T) { reject(t, listedIPv4, blListing) })
 	t.Run("listed IPv6 rejected", func(t *testing.T) { reject(t, listedIPv6, blListing) })
 	t.Run("aggregate list code that counts rejected", func(t *testing.T) { reject(t, aggListedIPv4, aggListing) })
 	t.Run("aggregate list code that does not count accepted", func(t *testing.T) { accept(t, aggCleanIPv4, "accept") })
-	t.Run("clean IPv4 accepted despite error-code list", func(t *testing.T) { accept(t, cleanIPv4, "accept") })
-	t.Run("clean IPv6 accepted despite error-code list", func(t *testing.T) { accept(t, cleanIPv6, "accept") })
+	t.Run("clean IPv4 accepted despite error-code and wildcard lists", func(t *testing.T) { accept(t, cleanIPv4, "accept") })
+	t.Run("clean IPv6 accepted despite error-code and wildcard lists", func(t *testing.T) { accept(t, cleanIPv6, "accept") })
 	t.Run("listed but allowlisted accepted", func(t *testing.T) { accept(t, allowedIPv4, "allowlisted") })
 }

@@ -17,10 +17,17 @@ import (
 // and log file set to the test's own. Every other line stays as shipped.
 func supervisorProgram(t testing.TB, command, user, logFile string) string {
 	t.Helper()
-	set := map[string]string{"command": command, "user": user, "stdout_logfile": logFile}
+	return setProgramOptions(t, "contrib/supervisord/rblmilter.conf", readContrib(t, "supervisord/rblmilter.conf"),
+		map[string]string{"command": command, "user": user, "stdout_logfile": logFile})
+}
+
+// setProgramOptions sets options of a supervisord program file, each of
+// which the file (named by what) must set exactly once.
+func setProgramOptions(t testing.TB, what, program string, set map[string]string) string {
+	t.Helper()
 	seen := map[string]int{}
 	var out []string
-	for _, line := range strings.Split(readContrib(t, "supervisord/rblmilter.conf"), "\n") {
+	for _, line := range strings.Split(program, "\n") {
 		key, _, ok := strings.Cut(line, "=")
 		if value, replace := set[strings.TrimSpace(key)]; ok && replace && !strings.HasPrefix(line, ";") {
 			line = strings.TrimSpace(key) + "=" + value
@@ -30,7 +37,7 @@ func supervisorProgram(t testing.TB, command, user, logFile string) string {
 	}
 	for key := range set {
 		if seen[key] != 1 {
-			t.Fatalf("contrib/supervisord/rblmilter.conf sets %s %d times, want exactly once", key, seen[key])
+			t.Fatalf("%s sets %s %d times, want exactly once", what, key, seen[key])
 		}
 	}
 	return strings.Join(out, "\n")

@@ -48,12 +48,6 @@ func newTrackedConn(c net.Conn, srv *Server, idle time.Duration) *trackedConn {
 	return tc
 }
 
-// noQuickACKEnv names the environment variable that, set to any value,
-// stops the TCP_QUICKACK re-arm. It exists for the integration test that
-// shows the Sendmail stall coming back without it
-// (integration/sendmail_latency_test.go); never set it in production.
-const noQuickACKEnv = "RBLMILTER_TEST_NO_QUICKACK"
-
 // readBufferSize holds the packets of a connect stage (negotiation, the
 // connect macros, CONNECT: a few hundred bytes) without costing much per
 // idle connection; larger packets are read straight into go-milter's
@@ -70,8 +64,9 @@ type socketReader struct{ c *trackedConn }
 // so that an MTA that vanishes without closing does not pin a goroutine
 // forever, and re-arms TCP_QUICKACK when an ACK is owed: Sendmail writes a
 // macro packet and the next command as two small segments, and with Nagle
-// on its side and delayed ACK on ours each milter step would stall ~40 ms.
-// Setting TCP_QUICKACK sends the delayed ACK at once. After a reply there
+// on its side and delayed ACK on ours each milter step would wait for our
+// delayed-ACK timer (docs/performance.md measures the stall). Setting
+// TCP_QUICKACK sends the delayed ACK at once. After a reply there
 // is nothing to acknowledge, and skipping the system call there saves most
 // of them (and the bare ACK packets quick-ACK mode sends).
 func (r socketReader) Read(p []byte) (int, error) {

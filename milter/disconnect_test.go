@@ -10,8 +10,9 @@ import (
 	"time"
 
 	gomilter "github.com/emersion/go-milter"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/rblmilter/rblmilter/internal/testutil"
 	"github.com/rblmilter/rblmilter/rbl"
 	"github.com/rblmilter/rblmilter/rbl/rbltest"
 )
@@ -67,19 +68,19 @@ func TestMTADisconnectsWhileLookupPending(t *testing.T) {
 				c.(*net.TCPConn).SetLinger(0)
 				c.Close()
 			}
-			waitFor(t, func() bool { return testutil.ToFloat64(ts.srv.metrics.inFlight) == 0 })
+			testutil.WaitFor(t, "no session in flight", func() bool { return promtest.ToFloat64(ts.srv.metrics.inFlight) == 0 })
 			if took := time.Since(hungUp); took > p.Timeout+time.Second {
 				t.Errorf("sessions took %v to end after the MTA hung up; budget %v", took, p.Timeout)
 			}
 			if stage == StageConnect {
 				// The lookups were decided (fail-open) and logged,
 				// though nobody was left to hear.
-				waitFor(t, func() bool { return strings.Count(ts.logs.String(), "msg=decision") == n })
+				testutil.WaitFor(t, fmt.Sprintf("%d decisions logged", n), func() bool { return strings.Count(ts.logs.String(), "msg=decision") == n })
 				if got := strings.Count(ts.logs.String(), "decision=accept"); got != n {
 					t.Errorf("%d of %d abandoned lookups decided accept:\n%s", got, n, ts.logs.String())
 				}
 			}
-			waitFor(t, func() bool { return runtime.NumGoroutine() <= before+2 })
+			testutil.WaitFor(t, "the sessions' goroutines to end", func() bool { return runtime.NumGoroutine() <= before+2 })
 			if stage == StageRcpt && strings.Contains(ts.logs.String(), "msg=decision") {
 				// At stage rcpt the decision is taken at RCPT TO, which
 				// never came.
@@ -137,7 +138,7 @@ func TestMTAVanishesMidSession(t *testing.T) {
 			c.Close()
 		})
 	}
-	waitFor(t, func() bool { return testutil.ToFloat64(ts.srv.metrics.inFlight) == 0 })
+	testutil.WaitFor(t, "no session in flight", func() bool { return promtest.ToFloat64(ts.srv.metrics.inFlight) == 0 })
 	if act := connect(t, mta(t, ts.addr), gomilter.FamilyInet, "192.0.2.10"); act.Code != gomilter.ActContinue {
 		t.Errorf("after the vanished sessions: %+v", act)
 	}

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/rblmilter/rblmilter/internal/socketspec"
 )
 
 // FuzzParseSocket: no spec panics the parser; every rejection names the
@@ -23,7 +25,7 @@ func FuzzParseSocket(f *testing.F) {
 		s, err := ParseSocket(spec)
 		if err != nil {
 			msg := err.Error()
-			if !strings.Contains(msg, strconv.Quote(spec)) || !strings.Contains(msg, socketForms) {
+			if !strings.Contains(msg, strconv.Quote(spec)) || !strings.Contains(msg, socketspec.Forms) {
 				t.Fatalf("ParseSocket(%q): error %q does not name the spec and the forms", spec, msg)
 			}
 			return

@@ -13,8 +13,9 @@ import (
 	"time"
 
 	gomilter "github.com/emersion/go-milter"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/rblmilter/rblmilter/internal/testutil"
 	"github.com/rblmilter/rblmilter/rbl"
 )
 
@@ -82,7 +83,7 @@ func TestMalformedInputNeverHangsOrKillsTheServer(t *testing.T) {
 		t.Fatalf("server broken after malformed input: %+v", act)
 	}
 	s.Close()
-	waitFor(t, func() bool { return testutil.ToFloat64(ts.srv.metrics.inFlight) == 0 })
+	testutil.WaitFor(t, "no session in flight", func() bool { return promtest.ToFloat64(ts.srv.metrics.inFlight) == 0 })
 }
 
 // TestManyIdleConnectionsAreReleased opens connections that never speak;
@@ -120,8 +121,8 @@ func TestManyIdleConnectionsAreReleased(t *testing.T) {
 			t.Fatalf("idle connection: %v, want EOF", err)
 		}
 	}
-	waitFor(t, func() bool { return testutil.ToFloat64(srv.metrics.inFlight) == 0 })
-	waitFor(t, func() bool { return runtime.NumGoroutine() <= before+5 })
+	testutil.WaitFor(t, "no session in flight", func() bool { return promtest.ToFloat64(srv.metrics.inFlight) == 0 })
+	testutil.WaitFor(t, "the connections' goroutines to end", func() bool { return runtime.NumGoroutine() <= before+5 })
 }
 
 // FuzzMilterSession feeds arbitrary bytes through the real listener and

@@ -61,17 +61,16 @@ type Policy struct {
 	// Skip networks are never looked up (accepted), Allow networks are
 	// always accepted, Block networks always refused.
 	Skip, Allow, Block []netip.Prefix
-	// Timeout is the whole-connection budget for the lookup.
+	// Timeout is the whole-connection budget for the lookup; 0 means
+	// DefaultTimeout.
 	Timeout time.Duration
-	// Header is the header name added by ActionTag. Default "X-RBL".
+	// Header is the header name added by ActionTag; empty means
+	// DefaultHeader.
 	Header string
 	// PostscreenLog adds a postscreen-shaped log line
 	// "DNSBL rank N for [IP]:PORT" for fail2ban.
 	PostscreenLog bool
 }
-
-// DefaultReply is the reply template used when Policy.Reply is empty.
-const DefaultReply = "554 5.7.1 Service unavailable; Client host [{ip}] blocked using {list}; {txt}"
 
 // Classify applies the policy's networks in the milter's order, skip, then
 // allow, then block, and returns "skip", "allow" or "block" with the
@@ -98,22 +97,6 @@ func (p *Policy) classify(ip netip.Addr) (result, netip.Prefix, bool) {
 		}
 	}
 	return 0, netip.Prefix{}, false
-}
-
-// DefaultSkip returns the networks that are never looked up by default:
-// loopback, RFC 1918, link-local, ULA and CGNAT.
-func DefaultSkip() []netip.Prefix {
-	var out []netip.Prefix
-	for _, s := range []string{
-		"127.0.0.0/8", "::1/128",
-		"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
-		"169.254.0.0/16", "fe80::/10",
-		"fc00::/7",
-		"100.64.0.0/10",
-	} {
-		out = append(out, netip.MustParsePrefix(s))
-	}
-	return out
 }
 
 // String returns the configuration word for a.

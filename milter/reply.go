@@ -9,9 +9,6 @@ import (
 	"github.com/rblmilter/rblmilter/rbl"
 )
 
-// DefaultTempfailReply is used when Policy.TempfailReply is empty.
-const DefaultTempfailReply = "451 4.7.1 Service temporarily unavailable; Client host [{ip}] could not be checked against {list}"
-
 // softBounce turns a validated 5xx reply template into its 4xx form
 // ("554 5.7.1 ..." becomes "454 4.7.1 ..."), as Postfix's soft_bounce does.
 func softBounce(tmpl string) string {

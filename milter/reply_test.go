@@ -2,8 +2,10 @@ package milter
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestValidatePolicyReplies(t *testing.T) {
@@ -32,6 +34,28 @@ func TestValidatePolicyReplies(t *testing.T) {
 	}
 	if err := ValidatePolicy(Policy{Header: "X RBL"}); err == nil || !strings.HasPrefix(err.Error(), "header: ") {
 		t.Errorf("bad header name: got %v", err)
+	}
+}
+
+// ValidatePolicy names every bad field, not only the first, so that an
+// admin fixes them in one go.
+func TestValidatePolicyReportsEveryProblem(t *testing.T) {
+	err := ValidatePolicy(Policy{
+		Action: ActionLog + 1, Stage: StageRcpt + 1,
+		Reply: "250 2.0.0 ok", TempfailReply: "554 5.7.1 no",
+		Timeout: -time.Second, Header: "X:RBL",
+	})
+	joined, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		t.Fatalf("ValidatePolicy = %v (%T), want the problems joined by errors.Join", err, err)
+	}
+	var fields []string
+	for _, e := range joined.Unwrap() {
+		field, _, _ := strings.Cut(e.Error(), ":")
+		fields = append(fields, field)
+	}
+	if want := []string{"action", "stage", "reply", "tempfail_reply", "timeout", "header"}; !slices.Equal(fields, want) {
+		t.Errorf("problems name %q, want %q; all of them:\n%v", fields, want, err)
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,8 +26,7 @@ type Server struct {
 	idle    time.Duration
 	metrics *serverMetrics
 	// quickACK re-arms TCP_QUICKACK before every socket read (see
-	// socketReader). Only tests turn it off, with the environment
-	// variable in noQuickACKEnv, to show the stall it prevents.
+	// socketReader); ServerOptions.NoQuickACK turns it off.
 	quickACK bool
 
 	// lifetime bounds lookups started by sessions: go-milter callbacks
@@ -45,6 +43,11 @@ type Server struct {
 	shuttingDown bool
 	// idleCh is closed when conns becomes empty during a shutdown.
 	idleCh chan struct{}
+
+	// shutdownDone is closed when the first Shutdown has finished, and
+	// shutdownErr is its result, which later calls return.
+	shutdownDone chan struct{}
+	shutdownErr  error
 }
 
 // generation is one configuration: policy, checker and the go-milter
@@ -71,19 +74,20 @@ func NewServer(policy Policy, checker Checker, opts ServerOptions) (*Server, err
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.IdleTimeout <= 0 {
-		opts.IdleTimeout = 10 * time.Minute
+		opts.IdleTimeout = DefaultIdleTimeout
 	}
 	m, err := newServerMetrics(opts.Registerer)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{
-		logger:    opts.Logger,
-		idle:      opts.IdleTimeout,
-		metrics:   m,
-		quickACK:  os.Getenv(noQuickACKEnv) == "",
-		listeners: map[net.Listener]struct{}{},
-		conns:     map[*trackedConn]struct{}{},
+		logger:       opts.Logger,
+		idle:         opts.IdleTimeout,
+		metrics:      m,
+		quickACK:     !opts.NoQuickACK,
+		listeners:    map[net.Listener]struct{}{},
+		conns:        map[*trackedConn]struct{}{},
+		shutdownDone: make(chan struct{}),
 	}
 	// Root of the per-session lookup contexts; see the lifetime field.
 	s.lifetime, s.cancel = context.WithCancel(context.Background())
@@ -94,31 +98,40 @@ func NewServer(policy Policy, checker Checker, opts ServerOptions) (*Server, err
 	return s, nil
 }
 
-// ValidatePolicy reports the first problem of p, naming the field.
+// ValidatePolicy reports every problem of p, each naming the field, joined
+// with errors.Join; nil when p is valid.
 func ValidatePolicy(p Policy) error {
+	var errs []error
 	if p.Action > ActionLog {
-		return fmt.Errorf("action: unknown action %d", p.Action)
+		errs = append(errs, fmt.Errorf("action: unknown action %d", p.Action))
 	}
 	if p.Stage > StageRcpt {
-		return fmt.Errorf("stage: unknown stage %d", p.Stage)
+		errs = append(errs, fmt.Errorf("stage: unknown stage %d", p.Stage))
 	}
 	if err := validateReply("reply", withDefault(p.Reply, DefaultReply), '5'); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if err := validateReply("tempfail_reply", withDefault(p.TempfailReply, DefaultTempfailReply), '4'); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if p.Timeout < 0 {
-		return fmt.Errorf("timeout: %s is negative", p.Timeout)
+		errs = append(errs, fmt.Errorf("timeout: %s is negative", p.Timeout))
 	}
-	if h := p.Header; h != "" {
-		for i := 0; i < len(h); i++ {
-			if h[i] <= ' ' || h[i] >= 0x7f || h[i] == ':' {
-				return fmt.Errorf("header: %q is not a valid header field name", h)
-			}
+	if h := p.Header; h != "" && !validHeaderName(h) {
+		errs = append(errs, fmt.Errorf("header: %q is not a valid header field name", h))
+	}
+	return errors.Join(errs...)
+}
+
+// validHeaderName reports whether h may name a header field (RFC 5322
+// 3.6.8: printable ASCII except the colon).
+func validHeaderName(h string) bool {
+	for i := 0; i < len(h); i++ {
+		if h[i] <= ' ' || h[i] >= 0x7f || h[i] == ':' {
+			return false
 		}
 	}
-	return nil
+	return true
 }
 
 func withDefault(s, def string) string {
@@ -133,9 +146,9 @@ func withDefault(s, def string) string {
 func applyDefaults(p Policy) Policy {
 	p.Reply = withDefault(p.Reply, DefaultReply)
 	p.TempfailReply = withDefault(p.TempfailReply, DefaultTempfailReply)
-	p.Header = withDefault(p.Header, "X-RBL")
+	p.Header = withDefault(p.Header, DefaultHeader)
 	if p.Timeout == 0 {
-		p.Timeout = 5 * time.Second
+		p.Timeout = DefaultTimeout
 	}
 	return p
 }
@@ -273,8 +286,24 @@ func (s *Server) forget(tc *trackedConn) {
 // then closes those left. The MTA applies its default action to a session
 // whose milter connection is closed, so a drain deadline never rejects mail
 // when the MTA is configured to fail open.
+//
+// Shutdown is idempotent: the first call drains, and any other call, at
+// the same time or later, waits for it and returns the same result, or its
+// own ctx's error if that ends first. The first call's ctx alone sets the
+// drain deadline. (go-smtp's Shutdown also guards itself with a done
+// channel, but answers a second call with ErrServerClosed at once; here a
+// caller learns how the drain ended.)
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	if s.shuttingDown {
+		s.mu.Unlock()
+		select {
+		case <-s.shutdownDone:
+			return s.shutdownErr
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	s.shuttingDown = true
 	for ln := range s.listeners {
 		ln.Close()
@@ -315,6 +344,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.cancel()
+	s.shutdownErr = err
+	close(s.shutdownDone)
 	return err
 }
 

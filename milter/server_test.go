@@ -1,7 +1,6 @@
 package milter
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -14,8 +13,9 @@ import (
 
 	gomilter "github.com/emersion/go-milter"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/rblmilter/rblmilter/internal/testutil"
 	"github.com/rblmilter/rblmilter/rbl"
 )
 
@@ -90,38 +90,27 @@ func (f *fakeChecker) askedFor() []netip.Addr {
 	return append([]netip.Addr(nil), f.asked...)
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type testServer struct {
 	srv  *Server
 	addr string
-	logs *syncBuffer
+	logs *testutil.Buffer
 	reg  *prometheus.Registry
 }
 
 func startServer(t *testing.T, p Policy, c Checker) *testServer {
 	t.Helper()
-	logs := &syncBuffer{}
+	return startServerWith(t, p, c, ServerOptions{})
+}
+
+// startServerWith is startServer with opts; the logger and the registry
+// are always the test's.
+func startServerWith(t *testing.T, p Policy, c Checker, opts ServerOptions) *testServer {
+	t.Helper()
+	logs := &testutil.Buffer{}
 	reg := prometheus.NewRegistry()
-	srv, err := NewServer(p, c, ServerOptions{
-		Logger:     slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Registerer: reg,
-	})
+	opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	opts.Registerer = reg
+	srv, err := NewServer(p, c, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +183,7 @@ func TestConnectStageRejectsListedAndAcceptsClean(t *testing.T) {
 	if act.Code != gomilter.ActAccept {
 		t.Fatalf("clean client: got %+v, want ACCEPT", act)
 	}
-	if got := testutil.ToFloat64(ts.srv.metrics.decisions.WithLabelValues("reject", "reject", "connect")); got != 1 {
+	if got := promtest.ToFloat64(ts.srv.metrics.decisions.WithLabelValues("reject", "reject", "connect")); got != 1 {
 		t.Errorf("reject decisions = %v, want 1", got)
 	}
 	if !strings.Contains(ts.logs.String(), `msg=decision ip=192.0.2.1 decision=reject action=reject stage=connect at=connect score=3 lists="zen.example=127.0.0.2"`) {
@@ -459,12 +448,12 @@ func TestShutdownDrainsInFlightSessions(t *testing.T) {
 		}
 		verdict <- act
 	}()
-	waitFor(t, func() bool { return len(fc.askedFor()) == 2 })
+	testutil.WaitFor(t, "both lookups to start", func() bool { return len(fc.askedFor()) == 2 })
 
 	done := make(chan error, 1)
 	go func() { done <- ts.srv.Shutdown(t.Context()) }()
 	// New sessions are refused once the listener is closed.
-	waitFor(t, func() bool {
+	testutil.WaitFor(t, "the listener to close", func() bool {
 		c, err := net.Dial("tcp", ts.addr)
 		if err != nil {
 			return true
@@ -505,13 +494,79 @@ func TestShutdownDeadlineClosesStuckSessions(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
+// A second Shutdown, during the first or after it, must neither start a
+// drain of its own nor replace the first's wait: it returns the first
+// call's result. The first call's drain ends by cancellation, the others'
+// contexts only by a later deadline, so the cancellation they must return
+// can only be the first call's.
+func TestShutdownTwiceAndConcurrently(t *testing.T) {
+	fc := &fakeChecker{release: make(chan struct{})}
+	defer close(fc.release)
+	p := basePolicy()
+	p.Stage = StageRcpt
+	ts := startServer(t, p, fc)
+	s := mta(t, ts.addr)
+	connect(t, s, gomilter.FamilyInet, "192.0.2.78") // CONTINUE: the MTA will come back
+
+	ctx, cancel := context.WithCancel(t.Context())
+	first := make(chan error, 1)
+	go func() { first <- ts.srv.Shutdown(ctx) }()
+	testutil.WaitFor(t, "the shutdown to begin", ts.srv.closing)
+	later, cancelLater := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancelLater()
+	const others = 4
+	results := make(chan error, others)
+	for range others {
+		go func() { results <- ts.srv.Shutdown(later) }()
+	}
+	select {
+	case err := <-first:
+		t.Fatalf("first Shutdown returned %v with a session in flight", err)
+	case err := <-results:
+		t.Fatalf("a concurrent Shutdown returned %v with a session in flight", err)
+	default:
+	}
+	cancel() // the drain deadline of the first call
+	if err := <-first; !errors.Is(err, context.Canceled) {
+		t.Fatalf("first Shutdown = %v, want its context's error", err)
+	}
+	for range others {
+		if err := <-results; !errors.Is(err, context.Canceled) {
+			t.Errorf("concurrent Shutdown = %v, want the first call's result", err)
 		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not a wait for an event
+	}
+	if err := ts.srv.Shutdown(t.Context()); !errors.Is(err, context.Canceled) {
+		t.Errorf("Shutdown after the first finished = %v, want the first call's result", err)
+	}
+	if _, err := s.Rcpt("<x@example.com>", nil); err == nil {
+		t.Error("session still open after the first Shutdown's deadline")
+	}
+}
+
+// A later Shutdown whose own context ends first stops waiting without
+// touching the drain.
+func TestShutdownSecondCallsOwnDeadline(t *testing.T) {
+	p := basePolicy()
+	p.Stage = StageRcpt
+	ts := startServer(t, p, &fakeChecker{})
+	s := mta(t, ts.addr)
+	connect(t, s, gomilter.FamilyInet, "192.0.2.79")
+
+	first := make(chan error, 1)
+	go func() { first <- ts.srv.Shutdown(t.Context()) }()
+	testutil.WaitFor(t, "the shutdown to begin", ts.srv.closing)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	if err := ts.srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("second Shutdown = %v, want its own deadline", err)
+	}
+	// The drain goes on: the session can still finish, and then the first
+	// call returns.
+	if act, err := s.Rcpt("<x@example.com>", nil); err != nil || act.Code != gomilter.ActContinue {
+		t.Fatalf("session after the second Shutdown gave up: %+v, %v", act, err)
+	}
+	s.Close()
+	if err := <-first; err != nil {
+		t.Fatalf("first Shutdown = %v", err)
 	}
 }

@@ -331,7 +331,7 @@ func listProblems(v *rbl.Verdict) string {
 	for i := range v.Results {
 		r := &v.Results[i]
 		switch r.Outcome {
-		case rbl.Refused, rbl.Bogus, rbl.Error, rbl.Timeout:
+		case rbl.Refused, rbl.Bogus, rbl.Error, rbl.Timeout, rbl.OverBudget:
 		default:
 			continue
 		}
@@ -364,8 +364,8 @@ func (s *session) logDecision(o *outcome, st smtpStage) {
 	if logger.Enabled(ctx, slog.LevelInfo) {
 		// The record is made here, not by Logger.LogAttrs, which would
 		// also look up the caller (runtime.Callers) for a source
-		// position no rblmilter handler prints: a tenth of the milter's
-		// own cost of a cached decision.
+		// position no rblmilter handler prints. BenchmarkConnectCacheHit
+		// shows the difference (docs/performance.md).
 		r := slog.NewRecord(time.Now(), slog.LevelInfo, "decision", 0)
 		r.AddAttrs(
 			slog.String("ip", s.ip.String()),

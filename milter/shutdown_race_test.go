@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rblmilter/rblmilter/internal/testutil"
 )
 
 // pipeListener hands out the server ends of net.Pipe connections: a write
@@ -105,7 +107,7 @@ func TestShutdownWhileAcceptIsWritten(t *testing.T) {
 	defer cancel()
 	shutdown := make(chan error, 1)
 	go func() { shutdown <- srv.Shutdown(ctx) }()
-	waitFor(t, srv.closing)
+	testutil.WaitFor(t, "the shutdown to begin", srv.closing)
 	// A Shutdown that thought the session finished closes it now; give it
 	// the chance (a correct one keeps waiting, so this only ever delays).
 	gone := time.Now().Add(200 * time.Millisecond)

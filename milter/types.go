@@ -49,7 +49,7 @@ type SocketSpec struct {
 
 // SocketOptions set ownership and mode of unix sockets.
 type SocketOptions struct {
-	// Mode of the socket file; 0 means 0660.
+	// Mode of the socket file; 0 means DefaultSocketMode.
 	Mode os.FileMode
 	// Owner and Group are names or numeric ids; empty keeps the default.
 	Owner, Group string
@@ -61,6 +61,11 @@ type ServerOptions struct {
 	// Registerer receives the milter metrics; nil registers nothing.
 	Registerer prometheus.Registerer
 	// IdleTimeout bounds how long a session may wait for the MTA's next
-	// packet; 0 means 10 minutes.
+	// packet; 0 means DefaultIdleTimeout.
 	IdleTimeout time.Duration
+	// NoQuickACK stops the TCP_QUICKACK re-arm before socket reads (see
+	// docs/operations.md for the Sendmail stall it prevents). It exists
+	// for the test that shows that stall coming back without the re-arm
+	// (integration/sendmail_latency_test.go); never set it in production.
+	NoQuickACK bool
 }

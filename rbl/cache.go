@@ -106,6 +106,9 @@ const (
 	answerRecords
 	answerError
 	answerTimeout
+	// answerOverBudget is a query not sent: the zone's daily query budget
+	// is spent. Never cached.
+	answerOverBudget
 )
 
 // CacheStats are the cache's counters since it was created.

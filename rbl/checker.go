@@ -34,6 +34,10 @@ type Options struct {
 	// Health, if set, switches unhealthy lists off and hears about every
 	// fresh answer.
 	Health Health
+	// Budget, if set, counts every DNS query sent and holds each list to
+	// its DailyQueries (configure it with the same lists). One Budget may
+	// be shared by several Checkers, e.g. across a config reload.
+	Budget *Budget
 }
 
 // Observer is told what the engine does, for metrics. Its methods are called
@@ -84,6 +88,7 @@ type Checker struct {
 	log      *slog.Logger
 	obs      Observer
 	health   Health
+	budget   *Budget
 
 	// groups are the IP lists' query zones, dgroups the domain lists'.
 	groups, dgroups []group
@@ -135,23 +140,23 @@ const maxGroupLists = 64
 
 // NewChecker validates cfg, applies defaults and returns a Checker.
 //
-// Defaults: Threshold 1, Timeout DefaultTimeout, a list's Name is its Zone
-// and its Timeout is Config.Timeout, an IP list with both IPv4 and IPv6 off
-// is on for both (the zero List is usable), and a domain list without
-// Checks has DefaultDomainChecks. A list's Weight is taken as given: 0
-// counts nothing.
+// Defaults: Threshold DefaultThreshold, Timeout DefaultTimeout, a list's
+// Name is its Zone and its Timeout is Config.Timeout, an IP list with both
+// IPv4 and IPv6 off is on for both (the zero List is usable), and a domain
+// list without Checks has DefaultDomainChecks. A list's Weight is taken as
+// given: 0 counts nothing.
 func NewChecker(cfg Config, opts Options) (*Checker, error) {
 	if opts.Resolver == nil {
 		return nil, errors.New("rbl: no resolver")
 	}
-	if cfg.Threshold < 0 {
-		return nil, fmt.Errorf("rbl: threshold %d must be positive", cfg.Threshold)
-	}
 	if cfg.Threshold == 0 {
-		cfg.Threshold = 1
+		cfg.Threshold = DefaultThreshold
 	}
-	if cfg.AllowlistThreshold > 0 {
-		return nil, fmt.Errorf("rbl: allowlist threshold %d must be negative (or 0 for off)", cfg.AllowlistThreshold)
+	if err := CheckThreshold(cfg.Threshold); err != nil {
+		return nil, fmt.Errorf("rbl: threshold %w", err)
+	}
+	if err := CheckAllowlistThreshold(cfg.AllowlistThreshold); err != nil {
+		return nil, fmt.Errorf("rbl: allowlist threshold %w", err)
 	}
 	if cfg.Timeout < 0 {
 		return nil, fmt.Errorf("rbl: negative timeout %s", cfg.Timeout)
@@ -166,6 +171,7 @@ func NewChecker(cfg Config, opts Options) (*Checker, error) {
 		log:      opts.Logger,
 		obs:      opts.Observer,
 		health:   opts.Health,
+		budget:   opts.Budget,
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -192,7 +198,7 @@ func NewChecker(cfg Config, opts Options) (*Checker, error) {
 		if domain {
 			groups = &c.dgroups
 		}
-		qzone := strings.ToLower(l.queryZone())
+		qzone := l.queryZoneKey()
 		gi, ok := byZone[zoneOf{domain, qzone}]
 		if !ok {
 			gi = len(*groups)
@@ -261,6 +267,9 @@ func normalizeList(l *List, timeout time.Duration) error {
 	}
 	if l.OnError != FailIgnore && l.OnError != FailTempfail {
 		return fmt.Errorf("unknown failure policy %d", l.OnError)
+	}
+	if l.DailyQueries < 0 {
+		return fmt.Errorf("negative daily query limit %d", l.DailyQueries)
 	}
 	switch l.Type {
 	case IPList:
@@ -448,6 +457,10 @@ func (c *Checker) query(g *group, name string, peek func() (cacheEntry, bool), p
 				return &a, nil
 			}
 		}
+		if !c.budget.take(g.zone) {
+			// Not asked, so neither cached nor a failure to report.
+			return &answer{kind: answerOverBudget}, nil
+		}
 		ctx, cancel := context.WithTimeout(c.bg, g.timeout)
 		defer cancel()
 		if c.obs != nil {
@@ -489,6 +502,10 @@ func (c *Checker) queryTXT(g *group, name string, get func() (string, bool), put
 			if txt, ok := get(); ok {
 				return txt, nil
 			}
+		}
+		if !c.budget.take(g.zone) {
+			// The text only decorates the reply.
+			return "", nil
 		}
 		ctx, cancel := context.WithTimeout(c.bg, g.timeout)
 		defer cancel()

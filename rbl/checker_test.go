@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/rblmilter/rblmilter/internal/testutil"
 	"github.com/rblmilter/rblmilter/rbl"
 	"github.com/rblmilter/rblmilter/rbl/rbltest"
 )
@@ -52,7 +53,7 @@ func TestCheckScoresListsInConfigOrder(t *testing.T) {
 			t.Errorf("Check(%s) = %s, want %s", tt.ip, v.Decision, tt.decision)
 		}
 	}
-	waitFor(t, func() bool { return e.cache.Len() == 12 })
+	testutil.WaitFor(t, "every answer in the cache", func() bool { return e.cache.Len() == 12 })
 	for _, tt := range tests {
 		v := e.c.Check(context.Background(), tt.ip)
 		if v.Decision != tt.decision || v.Score != tt.score || !slices.Equal(outcomes(v), tt.outcomes) || v.Early {
@@ -177,26 +178,13 @@ func TestCheckDecidesEarlyAndFillsCacheInBackground(t *testing.T) {
 	// The slow lookup goes on after Check returned and fills the cache.
 	e.srv.WaitInFlight(t, 1)
 	close(release)
-	waitFor(t, func() bool { return e.cache.Len() == 2 })
+	testutil.WaitFor(t, "both answers in the cache", func() bool { return e.cache.Len() == 2 })
 	v = e.c.Check(context.Background(), client)
 	if v.Early || v.Results[1].Outcome != rbl.Listed || !v.Results[1].Cached || v.Score != 3 {
 		t.Errorf("second verdict early %v %v score %d", v.Early, outcomes(v), v.Score)
 	}
 	if n := e.srv.Queries(slowName); n != 1 {
 		t.Errorf("slow list asked %d times, want 1", n)
-	}
-}
-
-// waitFor polls cond with a deadline; the condition depends on a background
-// goroutine that has no other signal.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached in 10s")
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -428,6 +416,7 @@ func TestCheckErrorCodesAndBogusNeverReject(t *testing.T) {
 		{"127.255.255.252", rbl.Refused},
 		{"127.255.255.255", rbl.Refused},
 		{"127.0.1.255", rbl.Refused},
+		{"127.0.2.255", rbl.Refused},
 		{"127.0.0.255", rbl.Refused},
 		{"192.0.2.99", rbl.Bogus},
 		{"10.1.2.3", rbl.Bogus},

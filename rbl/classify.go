@@ -5,20 +5,21 @@ import (
 )
 
 var outcomeNames = [...]string{
-	Pending:   "pending",
-	NotListed: "not_listed",
-	Listed:    "listed",
-	Refused:   "refused",
-	Bogus:     "bogus",
-	Error:     "error",
-	Timeout:   "timeout",
-	Disabled:  "disabled",
-	NoName:    "no_name",
+	Pending:    "pending",
+	NotListed:  "not_listed",
+	Listed:     "listed",
+	Refused:    "refused",
+	Bogus:      "bogus",
+	Error:      "error",
+	Timeout:    "timeout",
+	Disabled:   "disabled",
+	OverBudget: "over_budget",
+	NoName:     "no_name",
 }
 
 // String returns the metric/log name of the outcome: "pending",
 // "not_listed", "listed", "refused", "bogus", "error", "timeout",
-// "disabled", "no_name".
+// "disabled", "over_budget", "no_name".
 func (o Outcome) String() string {
 	if int(o) < len(outcomeNames) {
 		return outcomeNames[o]
@@ -53,11 +54,25 @@ func (p FailurePolicy) String() string {
 	return "ignore"
 }
 
-// isErrorCode reports whether an A record is a list operator's error code
-// rather than a listing: 127.255.255.0/24 (Spamhaus: typo, public or open
-// resolver, excessive queries), 127.0.1.255 (Spamhaus DBL asked about an IP),
-// 127.0.2.255 (Spamhaus ZRD asked about an IP) and 127.0.0.255 (dnswl.org
-// over quota).
+// isErrorCode reports whether an A record is a list operator's "you asked
+// the wrong thing" answer rather than a listing. Each is documented by the
+// operator of a list rblmilter's docs name:
+//
+//   - 127.255.255.0/24, Spamhaus' error range, all of it (Spamhaus adds to
+//     it): 127.255.255.252 typo in the zone name, .254 query through a
+//     public or open resolver, .255 excessive number of queries.
+//     https://www.spamhaus.org/news/article/788/ and
+//     https://www.spamhaus.com/resource-center/help-for-spamhaus-projects-legacy-blocklist-users
+//   - 127.0.1.255, Spamhaus DBL asked about an IP address ("IP queries not
+//     allowed"):
+//     https://docs.spamhaus.com/datasets/docs/source/10-data-type-documentation/datasets/040-zones.html
+//   - 127.0.2.255, Spamhaus ZRD asked about an IP address, the same error;
+//     Spamhaus' own rspamd rules call it RBL_ZRD_DONT_QUERY_IPS:
+//     https://github.com/spamhaus/rspamd-dqs/blob/master/3.x/rbl.conf
+//   - 127.0.0.255, dnswl.org's answer to a query source it blocks for
+//     going over its free limit (rspamd's DNSWL_BLOCKED,
+//     https://github.com/rspamd/rspamd/blob/master/conf/modules.d/rbl.conf;
+//     the limit: https://www.dnswl.org/?p=152).
 func isErrorCode(code uint32) bool {
 	return code&0xffffff00 == 0x7fffff00 || code == 0x7f0001ff || code == 0x7f0002ff || code == 0x7f0000ff
 }

@@ -53,6 +53,10 @@ func TestClassify(t *testing.T) {
 		{"127.255.255.0 is an error code", any, []string{"127.255.255.0"}, Refused, 0},
 		{"127.255.254.255 is not", any, []string{"127.255.254.255"}, Listed, 2},
 		{"DBL asked about an IP", any, []string{"127.0.1.255"}, Refused, 0},
+		{"ZRD asked about an IP", any, []string{"127.0.2.255"}, Refused, 0},
+		{"ZRD's error code even where a filter would pass it", all127, []string{"127.0.2.255"}, Refused, 0},
+		{"ZRD's error code beside a ZRD age", List{Zone: "zrd.test", Weight: 1, Filters: mustFilters(t, "127.0.2.[2..24]")}, []string{"127.0.2.5", "127.0.2.255"}, Refused, 0},
+		{"127.0.2.254 is a listing", any, []string{"127.0.2.254"}, Listed, 2},
 		{"dnswl over quota", allow, []string{"127.0.0.255"}, Refused, 0},
 		{"error code even when a filter would pass it", all127, []string{"127.255.255.254"}, Refused, 0},
 		{"error code beside a listing", zen, []string{"127.0.0.2", "127.255.255.254"}, Refused, 0},
@@ -140,7 +144,7 @@ func TestWeightRange(t *testing.T) {
 
 func TestOutcomeAndDecisionNames(t *testing.T) {
 	want := map[Outcome]string{Pending: "pending", NotListed: "not_listed", Listed: "listed", Refused: "refused",
-		Bogus: "bogus", Error: "error", Timeout: "timeout", Disabled: "disabled", Outcome(200): "unknown"}
+		Bogus: "bogus", Error: "error", Timeout: "timeout", Disabled: "disabled", OverBudget: "over_budget", Outcome(200): "unknown"}
 	for o, s := range want {
 		if o.String() != s {
 			t.Errorf("Outcome(%d) = %q, want %q", o, o.String(), s)
@@ -151,7 +155,7 @@ func TestOutcomeAndDecisionNames(t *testing.T) {
 			t.Errorf("Decision(%d) = %q, want %q", d, d.String(), s)
 		}
 	}
-	if !Error.Failed() || !Timeout.Failed() || Refused.Failed() || Bogus.Failed() {
+	if !Error.Failed() || !Timeout.Failed() || Refused.Failed() || Bogus.Failed() || OverBudget.Failed() {
 		t.Error("Failed() wrong")
 	}
 }

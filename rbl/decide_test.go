@@ -101,8 +101,8 @@ func TestNewCheckerErrors(t *testing.T) {
 		msg  string
 	}{
 		{"no resolver", Config{}, Options{}, "rbl: no resolver"},
-		{"negative threshold", Config{Threshold: -1}, Options{Resolver: nopResolver{}}, "rbl: threshold -1 must be positive"},
-		{"positive allowlist threshold", Config{AllowlistThreshold: 2}, Options{Resolver: nopResolver{}}, "rbl: allowlist threshold 2 must be negative (or 0 for off)"},
+		{"negative threshold", Config{Threshold: -1}, Options{Resolver: nopResolver{}}, "rbl: threshold -1 must be at least 1 (a client is rejected when its score reaches it)"},
+		{"positive allowlist threshold", Config{AllowlistThreshold: 2}, Options{Resolver: nopResolver{}}, "rbl: allowlist threshold 2 must be negative, or 0 to switch it off"},
 		{"bad zone", Config{Lists: []List{good, {Zone: "a..b"}}}, Options{Resolver: nopResolver{}}, `rbl: list 2 (a..b): zone "a..b": empty label`},
 		{"zero filter", Config{Lists: []List{{Zone: "bl.test", Filters: []Filter{{}}}}}, Options{Resolver: nopResolver{}}, "rbl: list 1 (bl.test): filter 1 was not made by ParseFilter"},
 		{"bad key", Config{Lists: []List{{Zone: "bl.test", Name: "BL", Key: "my.secret"}}}, Options{Resolver: nopResolver{}}, "rbl: list 1 (BL): key is not a single DNS label (letters, digits, '-', '_'; at most 63)"},

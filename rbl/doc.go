@@ -77,8 +77,9 @@
 // unless the list has OnError: FailTempfail; then the verdict is Tempfail,
 // but only when that list could have changed the decision. Pending lists had
 // not answered when an early decision was taken; Disabled ones were not asked
-// (address family off, or the Health hook took the list out); NoName domain
-// lists had no name to ask. The same rules,
+// (address family off, or the Health hook took the list out), nor OverBudget
+// ones (their DailyQueries spent, see Budget); NoName domain lists had no
+// name to ask. The same rules,
 // in the daemon's terms, are in docs/decisions.md of the repository.
 //
 // # Scoring and early decisions
@@ -108,7 +109,7 @@
 // Zone, display Name, Weight, Filters (each from ParseFilter: a postscreen
 // pattern, a CIDR 127.0.0.0/24, or an Exim-style bitmask &0.0.0.4 matching
 // codes with every mask bit set, each with an optional *weight), Timeout,
-// IPv4/IPv6, OnError, Shadow, Monitor, and Key: a DQS-style access key sent as
+// IPv4/IPv6, OnError, Shadow, Monitor, DailyQueries, and Key: a DQS-style access key sent as
 // the first label (KEY.zen.dq.spamhaus.net). The key never appears in any
 // output: String, %v/%+v/%#v, JSON, errors, logs and TXT texts all show the
 // display name or [key].
@@ -138,7 +139,10 @@
 // never an address. Options.Health (optional) decides per check which lists
 // are enabled (Enabled; a disabled list is not asked and shows Disabled) and
 // hears every fresh DNS answer classified (Observe), so a monitor can react to
-// error codes, bogus answers or timeouts seen in live traffic. Lookup asks one
+// error codes, bogus answers or timeouts seen in live traffic; Monitor is
+// such a hook, probing RFC 5782 test points and canaries. Options.Budget
+// (optional, one per process) counts the queries each zone sends over a
+// rolling 24 hours and holds it to its lists' DailyQueries. Lookup asks one
 // list directly, without the cache.
 //
 // # Testing with a fake DNSBL
@@ -153,7 +157,8 @@
 //
 // Options: A, TXT, TTL, NegativeTTL, NoSOA, Rcode, Delay, Hold(release chan),
 // Silent, Truncate, Mismatch, and for fault tests WrongID, Garbage, Oversize,
-// TCPHangUp, TCPRcode, Alternate; SetDefault shapes unknown names (NXDOMAIN by
+// TCPHangUp, TCPRcode, Alternate; SetTree answers a name and every name below
+// it (a listed network), SetDefault shapes unknown names (NXDOMAIN by
 // default), Stop/Start take the server down and back on the same port.
 // Counters: Queries(name), TCPQueries(name), TotalQueries, InFlight,
 // MaxInFlight, and WaitInFlight(t, n) / WaitQueries(t, name, n) to

@@ -32,13 +32,15 @@ const (
 	HealthUnknown HealthState = iota
 	// HealthHealthy: the last probe round found nothing wrong.
 	HealthHealthy
-	// HealthDegraded: the list answers sanely but its RFC 5782 test entry
-	// is missing, so it cannot be shown to work. It is still counted,
-	// since nothing it answers can wrongly refuse mail.
+	// HealthDegraded: the list answers sanely but lists some canaries (a
+	// bogon or lab list), or its RFC 5782 test entry is missing, so it
+	// cannot be shown to work. It is still counted, since nothing it
+	// answers can wrongly refuse mail.
 	HealthDegraded
-	// HealthUnhealthy: the list lists the world, answers error codes or
-	// records outside 127.0.0.0/8, or does not answer. It is not counted
-	// (Outcome Disabled) until a probe round finds it healthy again.
+	// HealthUnhealthy: the list lists the world (127.0.0.1, or every
+	// canary of a family), answers error codes or records outside
+	// 127.0.0.0/8, or does not answer. It is not counted (Outcome
+	// Disabled) until a probe round finds it healthy or degraded again.
 	HealthUnhealthy
 	// HealthUnmonitored: the list opted out (Monitor false). It is always
 	// counted and never probed.
@@ -82,6 +84,17 @@ type ListHealth struct {
 	Since time.Time `json:"since,omitzero"`
 	// Checked is when the list was last probed; zero when never.
 	Checked time.Time `json:"checked,omitzero"`
+	// Rounds is how many probe rounds have judged the list.
+	Rounds int `json:"rounds"`
+	// Evidence sums up the last probe round's answers, e.g. "127.0.0.2
+	// listed, 127.0.0.1 not listed; canaries: 0 of 15 listed". Unlike
+	// Reason it is renewed every round.
+	Evidence string `json:"evidence,omitempty"`
+	// Queries is how many DNS queries the list's zone sent in the last 24
+	// hours, and DailyQueries its limit (0: none); both 0 without a
+	// Budget.
+	Queries      int `json:"queries_24h"`
+	DailyQueries int `json:"daily_queries,omitempty"`
 }
 
 // MonitorOptions are a Monitor's injected dependencies; all are optional.
@@ -101,6 +114,9 @@ type MonitorOptions struct {
 	// FailureThreshold is how many probes in a row must fail before a
 	// list is unhealthy; 0 means DefaultFailureThreshold.
 	FailureThreshold int
+	// Budget, if set, counts the probes against each list's DailyQueries
+	// (a zone at its limit is not probed) and gives Status the counts.
+	Budget *Budget
 }
 
 // MonitorConfig is what a Monitor watches; it may change on every config
@@ -127,22 +143,24 @@ type MonitorConfig struct {
 //     (IPv4 lists); ::ffff:7f00:2 and ::ffff:7f00:1 likewise (IPv6 lists);
 //   - "test", which must be listed, and "invalid", which must not
 //     (domain lists, RFC 5782 §5);
-//   - a random address from each of 192.0.2.0/24, 198.51.100.0/24 and
-//     203.0.113.0/24 (IPv4) and 2001:db8::/32 (IPv6), documentation
-//     ranges no honest list lists (the canaries).
+//   - the canaries (IP lists only): a fresh random address in each of many
+//     unrelated reserved ranges of each family, and one in public unicast
+//     space (see canary.go).
 //
-// A zone is unhealthy when it lists the world (127.0.0.1, ::ffff:7f00:1 or
-// two or more canaries are listed), when any answer is an operator error code or a record outside
-// 127.0.0.0/8, or when FailureThreshold probes in a row fail. Live answers
-// with error codes or records outside 127.0.0.0/8 (Observe) make it
-// unhealthy at once. A missing test entry only degrades it (it stays
-// counted). Every change of state is logged once.
+// A zone is unhealthy when it lists the world — 127.0.0.1 or ::ffff:7f00:1
+// is listed, or every canary of a family is —, when any answer is an
+// operator error code or a record outside 127.0.0.0/8, or when
+// FailureThreshold probes in a row fail. Live answers with error codes or
+// records outside 127.0.0.0/8 (Observe) make it unhealthy at once. Some
+// canaries listed (a bogon or lab list) or a missing test entry only
+// degrade it: it stays counted. Every change of state is logged once.
 type Monitor struct {
 	now       func() time.Time
 	after     func(time.Duration) <-chan time.Time
 	log       *slog.Logger
 	threshold int
 	metrics   *healthMetrics
+	budget    *Budget
 
 	// kick asks Run for a round now: Configure added zones.
 	kick chan struct{}
@@ -191,6 +209,8 @@ type zoneHealth struct {
 	since, checked time.Time
 	failures       int
 	removed        bool
+	rounds         int
+	evidence       string
 }
 
 // NewMonitor returns a Monitor watching nothing yet; Configure gives it
@@ -201,6 +221,7 @@ func NewMonitor(opts MonitorOptions) (*Monitor, error) {
 		after:     opts.After,
 		log:       opts.Logger,
 		threshold: opts.FailureThreshold,
+		budget:    opts.Budget,
 		kick:      make(chan struct{}, 1),
 		interval:  DefaultHealthInterval,
 	}
@@ -265,7 +286,7 @@ func (m *Monitor) Configure(cfg MonitorConfig) error {
 	added := false
 	for i := range cfg.Lists {
 		l := &cfg.Lists[i]
-		qzone := strings.ToLower(strings.TrimSuffix(l.queryZone(), "."))
+		qzone := l.queryZoneKey()
 		z, ok := byZone[qzone]
 		if !ok {
 			z = old[qzone]
@@ -387,7 +408,12 @@ func (m *Monitor) Status() []ListHealth {
 	out := make([]ListHealth, 0, len(m.lists))
 	for _, ref := range m.lists {
 		z := ref.zone
-		out = append(out, ListHealth{Name: ref.name, State: z.state, Reason: z.reason, Answer: z.answer, Since: z.since, Checked: z.checked})
+		h := ListHealth{Name: ref.name, State: z.state, Reason: z.reason, Answer: z.answer, Since: z.since, Checked: z.checked,
+			Rounds: z.rounds, Evidence: z.evidence}
+		if u, ok := m.budget.usage(z.qzone); ok {
+			h.Queries, h.DailyQueries = u.Sent, u.Limit
+		}
+		out = append(out, h)
 	}
 	return out
 }
@@ -435,7 +461,13 @@ func (m *Monitor) Probe(ctx context.Context) {
 	resolver := m.resolver
 	var rounds []round
 	for _, z := range m.zones {
-		if z.monitored {
+		switch {
+		case !z.monitored:
+		case m.budget.full(z.qzone):
+			// Probes would only spend queries the lookups need; the
+			// state stays as the last round left it.
+			z.evidence = reasonOverBudget
+		default:
 			rounds = append(rounds, round{z: z, probes: m.plan(z), timeout: z.timeout, key: z.key})
 		}
 	}
@@ -443,7 +475,7 @@ func (m *Monitor) Probe(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, r := range rounds {
 		wg.Go(func() {
-			results := runProbes(ctx, resolver, r.probes, r.timeout, r.key)
+			results := runProbes(ctx, resolver, m.budget, r.z.qzone, r.probes, r.timeout, r.key)
 			if ctx.Err() != nil {
 				// Stopping: a cut-off probe says nothing about the list.
 				return
@@ -456,7 +488,8 @@ func (m *Monitor) Probe(ctx context.Context) {
 
 // probe is one question of a round.
 type probe struct {
-	// addr is the address asked, as shown in logs.
+	// ip is the address asked, and addr that address as shown in logs.
+	ip   netip.Addr
 	addr string
 	// name is the query name; it holds the key, so it is never shown.
 	name string
@@ -466,43 +499,43 @@ type probe struct {
 	// required: a missing test entry degrades the list (the test entry of
 	// the list's main family).
 	required bool
-	// canary: a random documentation address.
+	// canary: a random address of a reserved or public range, what.
 	canary bool
+	what   string
 }
+
+// The RFC 5782 §5 test points.
+var (
+	testPointV4    = netip.AddrFrom4([4]byte{127, 0, 0, 2})
+	notTestPointV4 = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	testPointV6    = netip.MustParseAddr("::ffff:7f00:2")
+	notTestPointV6 = netip.MustParseAddr("::ffff:7f00:1")
+)
 
 // plan picks the probes of one round for z; m.mu must be held (m.rnd).
 func (m *Monitor) plan(z *zoneHealth) []probe {
 	var ps []probe
-	add4 := func(a netip.Addr, listed, canary bool) {
-		ps = append(ps, probe{addr: a.String(), name: QueryName(a, z.qzone), listed: listed, required: listed, canary: canary})
-	}
-	add6 := func(a netip.Addr, listed, canary bool) {
-		ps = append(ps, probe{addr: a.String(), name: nibbleName(a.As16(), z.qzone), listed: listed, required: listed && !z.v4, canary: canary})
+	add := func(a netip.Addr, listed, required bool) *probe {
+		// RFC 5782 §5: IPv6 lists list ::FFFF:7F00:2 as 32 nibbles,
+		// not as the IPv4 address QueryName would make of it.
+		name := nibbleName(a.As16(), z.qzone)
+		if a.Is4() {
+			name = QueryName(a, z.qzone)
+		}
+		ps = append(ps, probe{ip: a, addr: a.String(), name: name, listed: listed, required: required})
+		return &ps[len(ps)-1]
 	}
 	if z.v4 {
-		add4(netip.AddrFrom4([4]byte{127, 0, 0, 2}), true, false)
-		add4(netip.AddrFrom4([4]byte{127, 0, 0, 1}), false, false)
-		for _, prefix := range [][3]byte{{192, 0, 2}, {198, 51, 100}, {203, 0, 113}} {
-			// Modulo, not IntN: IntN's rejection loop never ends on
-			// an injected source that always draws the same number.
-			add4(netip.AddrFrom4([4]byte{prefix[0], prefix[1], prefix[2], byte(1 + m.rnd.Uint64()%254)}), false, true)
-		}
+		add(testPointV4, true, true)
+		add(notTestPointV4, false, false)
 	}
 	if z.v6 {
-		// RFC 5782 §5: IPv6 lists list ::FFFF:7F00:2 as 32 nibbles, not
-		// as the IPv4 address QueryName would make of it.
-		add6(netip.MustParseAddr("::ffff:7f00:2"), true, false)
-		add6(netip.MustParseAddr("::ffff:7f00:1"), false, false)
-		var a [16]byte
-		a[0], a[1], a[2], a[3] = 0x20, 0x01, 0x0d, 0xb8
-		hi, lo := m.rnd.Uint64(), m.rnd.Uint64()
-		for i := range 4 {
-			a[4+i] = byte(hi >> (8 * i))
-		}
-		for i := range 8 {
-			a[8+i] = byte(lo >> (8 * i))
-		}
-		add6(netip.AddrFrom16(a), false, true)
+		add(testPointV6, true, !z.v4)
+		add(notTestPointV6, false, false)
+	}
+	for _, c := range drawCanaries(m.rnd, z.v4, z.v6) {
+		p := add(c.addr, false, false)
+		p.canary, p.what = true, c.what
 	}
 	if z.domain {
 		// RFC 5782 §5: a domain list lists "test" and not "invalid".
@@ -516,11 +549,7 @@ func (m *Monitor) plan(z *zoneHealth) []probe {
 // nibbleName is the RFC 5782 IPv6 query name of a, even for an
 // IPv4-mapped address.
 func nibbleName(a [16]byte, zone string) string {
-	buf := make([]byte, 0, 64+len(zone))
-	for i := 15; i >= 0; i-- {
-		buf = append(buf, hexDigits[a[i]&0xf], '.', hexDigits[a[i]>>4], '.')
-	}
-	return string(append(buf, zone...))
+	return string(append(appendNibbles(make([]byte, 0, 64+len(zone)), a), zone...))
 }
 
 // probeResult is what one probe got.
@@ -531,14 +560,18 @@ type probeResult struct {
 	answer string
 }
 
-// runProbes asks every probe in parallel, within timeout; key is scrubbed
-// from error messages.
-func runProbes(ctx context.Context, resolver Resolver, ps []probe, timeout time.Duration, key string) []probeResult {
+// runProbes asks every probe in parallel, within timeout and qzone's
+// budget; key is scrubbed from error messages.
+func runProbes(ctx context.Context, resolver Resolver, budget *Budget, qzone string, ps []probe, timeout time.Duration, key string) []probeResult {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	results := make([]probeResult, len(ps))
 	var wg sync.WaitGroup
 	for i, p := range ps {
+		if !budget.take(qzone) {
+			results[i] = probeResult{probe: p, outcome: OverBudget, answer: "not sent: daily query budget spent"}
+			continue
+		}
 		wg.Go(func() {
 			m, err := resolver.Query(ctx, p.name, dns.TypeA)
 			a := newAnswer(m, err)
@@ -576,9 +609,10 @@ func describeCodes(codes []netip.Addr) string {
 }
 
 const (
-	reasonRefused = "answers an operator error code (refused: public or unregistered resolver, or over quota)"
-	reasonBogus   = "answers records outside 127.0.0.0/8 (a resolver rewriting NXDOMAIN?)"
-	reasonWorld   = "lists the world: an address no list may list is listed"
+	reasonRefused    = "answers an operator error code (refused: public or unregistered resolver, or over quota)"
+	reasonBogus      = "answers records outside 127.0.0.0/8 (a resolver rewriting NXDOMAIN?)"
+	reasonWorld      = "lists the world"
+	reasonOverBudget = "not probed: the daily query budget is spent"
 )
 
 // judge turns a round's answers into z's new state.
@@ -589,6 +623,9 @@ func (m *Monitor) judge(z *zoneHealth, results []probeResult) {
 		return
 	}
 	z.checked = m.now()
+	z.rounds++
+	canaries := judgeCanaries(results)
+	z.evidence = roundEvidence(results, canaries)
 	for _, r := range results {
 		m.metrics.probed(z, r.outcome)
 	}
@@ -606,27 +643,23 @@ func (m *Monitor) judge(z *zoneHealth, results []probeResult) {
 			return
 		}
 	}
-	// 127.0.0.1 listed is proof enough. One listed canary is not: test
-	// setups list documentation addresses, and a random pick may hit one;
-	// a list that lists the world lists every canary.
-	var canaries []probeResult
+	// Proof of listing the world: 127.0.0.1 (or ::ffff:7f00:1) listed, or
+	// every canary of a family. Some canaries listed are not (below).
 	for _, r := range results {
-		switch {
-		case r.listed || r.outcome != Listed:
-		case r.canary:
-			canaries = append(canaries, r)
-		default:
-			m.transition(z, HealthUnhealthy, reasonWorld+" ("+r.addr+")", seen(r))
+		if !r.listed && !r.canary && r.outcome == Listed {
+			m.transition(z, HealthUnhealthy, reasonWorld+": "+r.addr+" is listed, which RFC 5782 §5 forbids every list", seen(r))
 			return
 		}
 	}
-	if len(canaries) >= 2 {
-		addrs := make([]string, len(canaries))
-		for i, r := range canaries {
-			addrs[i] = r.addr
-		}
-		m.transition(z, HealthUnhealthy, reasonWorld+" ("+strings.Join(addrs, ", ")+")", seen(canaries[0]))
+	if canaries.world != "" {
+		m.transition(z, HealthUnhealthy, reasonWorld+": "+canaries.world, seen(*canaries.first))
 		return
+	}
+	for _, r := range results {
+		if r.outcome == OverBudget {
+			// The budget ran out during the round: it proves nothing.
+			return
+		}
 	}
 	tooMany, answered := false, false
 	var lastFailure probeResult
@@ -644,6 +677,14 @@ func (m *Monitor) judge(z *zoneHealth, results []probeResult) {
 		m.transition(z, HealthUnhealthy, fmt.Sprintf("not answering: %d or more probes in a row failed", m.threshold), seen(lastFailure))
 		return
 	}
+	var degraded []string
+	answer := ""
+	degrade := func(reason, ans string) {
+		degraded = append(degraded, reason)
+		if answer == "" {
+			answer = ans
+		}
+	}
 	for _, r := range results {
 		if !r.required {
 			continue
@@ -653,18 +694,64 @@ func (m *Monitor) judge(z *zoneHealth, results []probeResult) {
 			// Inconclusive: keep the state until a round says more.
 			return
 		case r.outcome != Listed:
-			m.transition(z, HealthDegraded, "test entry "+r.addr+" is not listed (RFC 5782 §5): the list may not work; set monitor = false if it has no test entries", seen(r))
-			return
+			degrade("test entry "+r.addr+" is not listed (RFC 5782 §5): the list may not work; still counted (a list of your own should list it)", seen(r))
 		}
 	}
 	for _, r := range results {
 		if r.listed && !r.required && r.outcome == NotListed {
-			m.transition(z, HealthDegraded, "IPv6 test entry "+r.addr+" is not listed: set ipv6 = false if the list has no IPv6 data", seen(r))
-			return
+			degrade("IPv6 test entry "+r.addr+" is not listed: set ipv6 = false if the list has no IPv6 data", seen(r))
 		}
+	}
+	if canaries.some != "" {
+		degrade(canaries.some, seen(*canaries.first))
+	}
+	if len(degraded) > 0 {
+		m.transition(z, HealthDegraded, strings.Join(degraded, "; "), answer)
+		return
 	}
 	if answered {
 		m.transition(z, HealthHealthy, "", "")
+	}
+}
+
+// roundEvidence sums a round up in one line: each test point's answer,
+// then how many canaries were listed, and which.
+func roundEvidence(results []probeResult, canaries canaryFinding) string {
+	var parts []string
+	for _, r := range results {
+		if !r.canary {
+			parts = append(parts, r.addr+" "+evidenceWord(r))
+		}
+	}
+	line := strings.Join(parts, ", ")
+	if canaries.asked > 0 {
+		line += fmt.Sprintf("; canaries: %d of %d listed", canaries.listed, canaries.asked)
+		if len(canaries.listedAddrs) > 0 {
+			line += " (" + strings.Join(canaries.listedAddrs, ", ") + ")"
+		}
+		if canaries.unanswered > 0 {
+			line += fmt.Sprintf(", %d unanswered", canaries.unanswered)
+		}
+		if canaries.notSent > 0 {
+			line += fmt.Sprintf(", %d not sent (budget)", canaries.notSent)
+		}
+	}
+	return line
+}
+
+// evidenceWord says in a word or two what a probe got.
+func evidenceWord(r probeResult) string {
+	switch r.outcome {
+	case Listed:
+		return "listed"
+	case NotListed:
+		return "not listed"
+	case Timeout:
+		return "unanswered"
+	case OverBudget:
+		return "not sent (budget)"
+	default:
+		return r.answer
 	}
 }
 
@@ -687,6 +774,8 @@ func (m *Monitor) transition(z *zoneHealth, state HealthState, reason, answer st
 	switch {
 	case state == HealthUnhealthy:
 		m.log.Error("list unhealthy, not counted until it recovers", attrs...)
+	case from == HealthUnhealthy && state == HealthDegraded:
+		m.log.Warn("list counted again, but degraded", attrs...)
 	case from == HealthUnhealthy:
 		m.log.Warn("list healthy again, counted", attrs...)
 	case state == HealthDegraded:

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/rblmilter/rblmilter/internal/testutil"
 	"github.com/rblmilter/rblmilter/rbl"
 	"github.com/rblmilter/rblmilter/rbl/rbltest"
 )
@@ -205,7 +206,7 @@ func TestCloseWaitsForBackgroundLookups(t *testing.T) {
 	e.c.Close()
 	// Close returns once every lookup called wg.Done; the goroutines
 	// may take a moment more to unwind. A leaked one never does.
-	waitFor(t, func() bool { return checkerGoroutines() == 0 })
+	testutil.WaitFor(t, "the checker's goroutines to end", func() bool { return checkerGoroutines() == 0 })
 	_, lookups, _, _ := rec.snapshot()
 	if len(lookups) != 60 {
 		t.Errorf("%d lookups reported, want 60 (every pending lookup ended before Close returned)", len(lookups))

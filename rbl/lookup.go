@@ -203,6 +203,8 @@ func resultOf(l *List, a *answer) Result {
 		r.Outcome, r.Err = Error, newLookupError(l, a.err, false)
 	case answerTimeout:
 		r.Outcome, r.Err = Timeout, newLookupError(l, a.err, true)
+	case answerOverBudget:
+		r.Outcome = OverBudget
 	default:
 		r.Outcome, r.Matched = l.classify(a.codes)
 		if !l.Shadow {

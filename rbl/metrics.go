@@ -65,11 +65,11 @@ func NewMetrics(reg prometheus.Registerer, cache *Cache) (*Metrics, error) {
 	m := &Metrics{
 		queries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rblmilter_dns_queries_total",
-			Help: "DNS queries sent for client lookups (after the cache and de-duplication), by list and query type (A, TXT). Health probes are counted in rblmilter_health_probes_total.",
+			Help: "DNS queries sent for client lookups (after the cache and de-duplication), by list and query type (A, TXT). Health probes are counted in rblmilter_health_probes_total, and both together in rblmilter_list_daily_queries.",
 		}, []string{"list", "type"}),
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rblmilter_lookups_total",
-			Help: "List lookups for clients, cached or not, by list, check (ip, or the name asked: client, reverse_client, helo, sender) and outcome (listed, not_listed, refused, bogus, error, timeout, disabled). A domain list counts one lookup per name asked.",
+			Help: "List lookups for clients, cached or not, by list, check (ip, or the name asked: client, reverse_client, helo, sender) and outcome (listed, not_listed, refused, bogus, error, timeout, disabled, over_budget). A domain list counts one lookup per name asked.",
 		}, []string{"list", "check", "outcome"}),
 		listed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rblmilter_listed_total",
@@ -130,7 +130,7 @@ func (m *Metrics) LookupDone(r Result) {
 		}
 	}
 	// Cached answers and lists not asked took no DNS time.
-	if !r.Cached && r.Outcome != Disabled {
+	if !r.Cached && r.Outcome != Disabled && r.Outcome != OverBudget {
 		lm.lookupTime.Observe(r.Duration.Seconds())
 	}
 }

@@ -34,7 +34,12 @@ func appendReversed(dst []byte, ip netip.Addr) []byte {
 		}
 		return dst
 	}
-	a := ip.As16()
+	return appendNibbles(dst, ip.As16())
+}
+
+// appendNibbles appends the 32 reversed nibble labels of a, each followed
+// by a dot: the RFC 5782 IPv6 form, also of an IPv4-mapped address.
+func appendNibbles(dst []byte, a [16]byte) []byte {
 	for i := 15; i >= 0; i-- {
 		dst = append(dst, hexDigits[a[i]&0xf], '.', hexDigits[a[i]>>4], '.')
 	}

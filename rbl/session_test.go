@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rblmilter/rblmilter/internal/testutil"
 	"github.com/rblmilter/rblmilter/rbl"
 	"github.com/rblmilter/rblmilter/rbl/rbltest"
 )
@@ -112,7 +113,7 @@ func settle(t *testing.T, s *rbl.Session) rbl.Verdict {
 	t.Helper()
 	s.Verdict(t.Context(), 0)
 	var v rbl.Verdict
-	waitFor(t, func() bool {
+	testutil.WaitFor(t, "every lookup of the session to answer", func() bool {
 		v = s.Peek(0)
 		return !v.Early
 	})
@@ -310,7 +311,7 @@ func TestSessionReportsEachNameLookup(t *testing.T) {
 	s.Ask(rbl.CheckHelo, "mx.spammer.example")
 	s.Ask(rbl.CheckSender, "a@spammer.example")
 	v := s.Verdict(t.Context(), 0)
-	waitFor(t, func() bool {
+	testutil.WaitFor(t, "seven lookups reported", func() bool {
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
 		return len(rec.lookups) == 7

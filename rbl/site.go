@@ -171,8 +171,8 @@ func (l List) GoString() string {
 			name = "[name quotes the key]"
 		}
 	}
-	return fmt.Sprintf("rbl.List{Zone: %q, Type: %s, Checks: %q, Name: %q, Key: %q, Weight: %d, Filters: %v, Timeout: %s, IPv4: %v, IPv6: %v, OnError: %s, Shadow: %v, Monitor: %v}",
-		l.Zone, l.Type, l.Checks, name, key, l.Weight, l.Filters, l.Timeout, l.IPv4, l.IPv6, l.OnError, l.Shadow, l.Monitor)
+	return fmt.Sprintf("rbl.List{Zone: %q, Type: %s, Checks: %q, Name: %q, Key: %q, Weight: %d, Filters: %v, Timeout: %s, IPv4: %v, IPv6: %v, OnError: %s, Shadow: %v, Monitor: %v, DailyQueries: %d}",
+		l.Zone, l.Type, l.Checks, name, key, l.Weight, l.Filters, l.Timeout, l.IPv4, l.IPv6, l.OnError, l.Shadow, l.Monitor, l.DailyQueries)
 }
 
 // queryZone is the zone actually asked: the key label, if any, then the
@@ -182,4 +182,10 @@ func (l *List) queryZone() string {
 		return l.Zone
 	}
 	return l.Key + "." + l.Zone
+}
+
+// queryZoneKey is the query zone as the engine keys it (cache, health,
+// budget): lower case, without a trailing dot. A secret when a key is set.
+func (l *List) queryZoneKey() string {
+	return strings.ToLower(strings.TrimSuffix(l.queryZone(), "."))
 }

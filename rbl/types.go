@@ -21,8 +21,8 @@ const (
 	// Listed is one or more A records in 127.0.0.0/8 that pass the filters.
 	Listed
 	// Refused is a known operator error code (127.255.255.0/24,
-	// 127.0.1.255, 127.0.0.255): the operator refuses to answer us. Never a
-	// listing.
+	// 127.0.1.255, 127.0.2.255, 127.0.0.255): the operator refuses to
+	// answer us. Never a listing.
 	Refused
 	// Bogus is an A record outside 127.0.0.0/8: a resolver that rewrites
 	// NXDOMAIN. Never a listing.
@@ -35,6 +35,10 @@ const (
 	// Disabled means the list was not asked: it is marked unhealthy, or
 	// the address family is switched off for it.
 	Disabled
+	// OverBudget means the list was not asked because its query zone has
+	// sent its DailyQueries in the last 24 hours (see Budget). Like
+	// Disabled it adds nothing: the client is not refused for it.
+	OverBudget
 	// NoName means a domain list was not asked: the client has shown none
 	// of the names it checks, or none that can be asked.
 	NoName
@@ -111,6 +115,12 @@ type List struct {
 	Shadow bool
 	// Monitor enables RFC 5782 health probes for this list.
 	Monitor bool
+	// DailyQueries caps the DNS queries sent to the list's query zone in
+	// any 24 hours (client lookups, TXT and health probes, after cache and
+	// de-duplication); 0 means no limit. Entries sharing a query zone
+	// share its count, and the smallest limit among them applies. The cap
+	// is enforced only by a Budget (Options.Budget).
+	DailyQueries int
 }
 
 // Filter matches A-record answers of a list. It is one of: a postscreen

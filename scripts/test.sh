@@ -21,6 +21,19 @@
 # 20s). govulncheck is not run: its vulnerability database needs network access beyond the
 # module proxy.
 #
+# Issue 14 (shipping) adds, as separate steps, on one release build (scripts/release.sh into a
+# temporary RELEASE_DIR, removed at the end):
+# - reproducibility: a second build, from a fresh clone of the commit (when the tree is clean)
+#   with an empty Go build cache and another umask, must give byte-identical files;
+# - bad input: release.sh refuses an unknown target and builds nothing; a tree with changes
+#   builds as "-dirty";
+# - man pages: groff and man render both pages of the package without a warning, and
+#   rblmilter.toml(5) names every config key;
+# - lintian: no errors; every warning, info and override tag is explained in docs/install.md;
+# - the package installed like a user would (integration/package_test.go): dpkg -i, the
+#   installed daemon under supervisord behind Postfix, dpkg -r, dpkg -P; the package is
+#   purged and its system user deleted again at the end, so the machine is left as found.
+#
 # Every step runs even when an earlier one failed; the exit status is 1 if any failed.
 set -uo pipefail
 
@@ -55,6 +68,13 @@ declare -A PACKAGES=(
 	[unshare]=util-linux
 	[unbound]=unbound
 	[systemd-analyze]=systemd
+	# Issue 14: building, checking and installing the package.
+	[git]=git
+	[go-md2man]=go-md2man
+	[lintian]=lintian
+	[man]=man-db
+	[groff]=groff-base
+	[adduser]=adduser
 )
 # Shared libraries the unpacked sendmail binary links against (ordinary packages that do
 # not conflict with Postfix).
@@ -75,6 +95,22 @@ sendmail_present() {
 	[ -x "$SENDMAIL_ROOT/usr/libexec/sendmail/sendmail" ] && [ -f "$SENDMAIL_ROOT/usr/share/sendmail/cf/m4/cf.m4" ]
 }
 
+# without_service_starts runs a command that installs packages with a standard policy-rc.d
+# "deny" in place (one is put there for the time of the command where none is), so that no
+# installed service starts.
+without_service_starts() {
+	local policy=/usr/sbin/policy-rc.d ours=""
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\n# installed by rblmilter scripts/test.sh while it installs packages\nexit 101\n' >"$policy"
+		chmod 755 "$policy"
+		ours=1
+	fi
+	"$@"
+	local rc=$?
+	[ -n "$ours" ] && rm -f "$policy"
+	return $rc
+}
+
 install_deps() {
 	local pkgs
 	pkgs=$(missing_packages | sort -u | tr '\n' ' ')
@@ -92,18 +128,8 @@ install_deps() {
 	if [ -n "$pkgs" ]; then
 		# Postfix without a system configuration: the tests run private instances.
 		echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-		# Keep every installed service from starting (standard policy-rc.d "deny").
-		local policy=/usr/sbin/policy-rc.d ours=""
-		if [ ! -e "$policy" ]; then
-			printf '#!/bin/sh\n# installed by rblmilter scripts/test.sh while it installs packages\nexit 101\n' >"$policy"
-			chmod 755 "$policy"
-			ours=1
-		fi
 		# shellcheck disable=SC2086
-		apt-get install -y -q --no-install-recommends $pkgs
-		local rc=$?
-		[ -n "$ours" ] && rm -f "$policy"
-		[ $rc = 0 ] || return $rc
+		without_service_starts apt-get install -y -q --no-install-recommends $pkgs || return
 	fi
 	if ! sendmail_present; then
 		local tmp
@@ -162,6 +188,123 @@ step "integration tests (Postfix, Sendmail, rbldnsd, supervisord)" integration_t
 STATICCHECK="honnef.co/go/tools/cmd/staticcheck@v0.8.2" # 2026.2.2, supports Go 1.26
 step "staticcheck" bash -c "go run $STATICCHECK ./... && go run $STATICCHECK -tags integration ./integration/..."
 step "fuzz (scripts/fuzz.sh, FUZZTIME=${FUZZTIME:-20s} per target)" ./scripts/fuzz.sh
+
+# --- issue 14: release builds, man pages, the Debian package ---
+RELEASE_TMP=$(mktemp -d)
+trap 'rm -rf "$RELEASE_TMP"' EXIT
+RELEASE_A="$RELEASE_TMP/a"
+
+# clone_head clones the checked-out commit (not any changes to it) into $1.
+clone_head() {
+	git clone -q "$PWD" "$1" && git -C "$1" checkout -q --detach "$(git rev-parse HEAD)"
+}
+
+release_reproducible() {
+	RELEASE_DIR="$RELEASE_A" ./scripts/release.sh || return
+	local src=$PWD
+	if [ -z "$(git status --porcelain)" ]; then
+		clone_head "$RELEASE_TMP/clone" || return
+		src="$RELEASE_TMP/clone"
+	else
+		echo "the tree has changes, so the second build runs here too, not in a clone"
+	fi
+	(umask 0027 && cd "$src" && GOCACHE="$RELEASE_TMP/gocache" RELEASE_DIR="$RELEASE_TMP/b" ./scripts/release.sh) || return
+	diff -r "$RELEASE_A" "$RELEASE_TMP/b" || return
+	echo "byte-identical in both builds: $(cd "$RELEASE_A" && echo *)"
+}
+
+release_bad_input() {
+	local out rc
+	out=$(RELEASE_DIR="$RELEASE_TMP/bad" ./scripts/release.sh linux/amd64 plan9/386 2>&1)
+	rc=$?
+	echo "release.sh linux/amd64 plan9/386: exit $rc: $out"
+	if [ $rc != 2 ] || ! grep -qF 'unknown target "plan9/386": supported targets are linux/amd64 linux/arm64' <<<"$out" || [ -e "$RELEASE_TMP/bad" ]; then
+		echo "want exit 2, a message naming the target and the supported ones, and nothing built"
+		return 1
+	fi
+	local clone="$RELEASE_TMP/dirty" dist="$RELEASE_TMP/dirty-dist"
+	clone_head "$clone" || return
+	echo "// a change not committed" >>"$clone/cmd/rblmilter/main.go"
+	(cd "$clone" && RELEASE_DIR="$dist" ./scripts/release.sh linux/amd64) || return
+	local bin deb version
+	bin=$(echo "$dist"/rblmilter_v*-dirty_linux_amd64)
+	deb=$(echo "$dist"/rblmilter_*.dirty_amd64.deb)
+	version=$("$bin" -version) || return
+	echo "$version; package $(dpkg-deb -f "$deb" Version)"
+	if [[ $version != *-dirty* || $(dpkg-deb -f "$deb" Version) != *dirty ]]; then
+		echo "a build of a tree with changes must say -dirty in the binary's version and the package's"
+		return 1
+	fi
+}
+
+man_pages() {
+	local x="$RELEASE_TMP/unpacked" page warnings ok=0
+	dpkg-deb -x "$RELEASE_A"/rblmilter_*_amd64.deb "$x" || return
+	for page in "$x"/usr/share/man/man8/rblmilter.8.gz "$x"/usr/share/man/man5/rblmilter.toml.5.gz; do
+		warnings=$(
+			zcat "$page" | groff -k -ww -wall -t -man -Tutf8 2>&1 >/dev/null
+			LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$page" 2>&1 >/dev/null
+		)
+		if [ -n "$warnings" ]; then
+			printf '%s:\n%s\n' "${page#"$x"}" "$warnings"
+			ok=1
+		fi
+	done
+	RBLMILTER_TOML_MANPAGE="$x/usr/share/man/man5/rblmilter.toml.5.gz" \
+		go test -count=1 -run '^TestManPageDocumentsEveryKey$' -v ./cmd/rblmilter/ | tee "$RELEASE_TMP/manpage-test.out"
+	grep -q -- '--- PASS: TestManPageDocumentsEveryKey' "$RELEASE_TMP/manpage-test.out" || ok=1
+	return $ok
+}
+
+lintian_check() {
+	local deb out tag ok=0
+	for deb in "$RELEASE_A"/*.deb; do
+		echo "lintian $(basename "$deb"):"
+		lintian --allow-root --fail-on error "$deb" >/dev/null 2>&1 || {
+			echo "lintian reports errors"
+			ok=1
+		}
+		# Listed with the info and override tags (with --show-overrides, lintian's exit status
+		# counts the overridden error again).
+		out=$(lintian --allow-root --display-info --show-overrides "$deb" 2>&1)
+		echo "$out"
+		for tag in $(sed -nE 's/^[WIO]: [^ ]+: ([a-z0-9][a-z0-9.+-]*).*/\1/p' <<<"$out" | sort -u); do
+			grep -qF -- "$tag" docs/install.md || {
+				echo "lintian tag $tag is not explained in docs/install.md"
+				ok=1
+			}
+		done
+	done
+	return $ok
+}
+
+package_install() {
+	if [ "$(id -u)" != 0 ]; then
+		echo "installing the package needs root"
+		[ -z "${CI:-}" ]
+		return
+	fi
+	local deb known rc
+	deb=$(echo "$RELEASE_A/rblmilter_"*"_$(dpkg --print-architecture).deb")
+	known=$(dpkg-query -W -f='${db:Status-Abbrev}' rblmilter 2>/dev/null)
+	RBLMILTER_DEB="$deb" without_service_starts \
+		go test -count=1 -timeout 10m -tags integration -run '^TestInstalledPackage$' ./integration/
+	rc=$?
+	# The test purges the package in its cleanup; should the test binary itself have died,
+	# purge it here, unless it was there before.
+	if [[ $known != ?[!n]* ]] && [[ $(dpkg-query -W -f='${db:Status-Abbrev}' rblmilter 2>/dev/null) == ?[!n]* ]]; then
+		echo "the package is still installed after the test; purging it"
+		dpkg -P rblmilter
+		rc=1
+	fi
+	return $rc
+}
+
+step "release build, twice: byte-identical (scripts/release.sh)" release_reproducible
+step "release.sh: unknown target refused, a tree with changes builds as -dirty" release_bad_input
+step "man pages: no groff/man warnings, every config key in rblmilter.toml(5)" man_pages
+step "lintian" lintian_check
+step "Debian package: dpkg -i, installed daemon behind Postfix, dpkg -r, dpkg -P" package_install
 
 if [ ${#failed[@]} -gt 0 ]; then
 	echo "FAILED: ${failed[*]}"

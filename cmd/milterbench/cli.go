@@ -21,6 +21,8 @@ import (
 
 	"github.com/emersion/go-milter"
 	"github.com/miekg/dns"
+
+	"github.com/rblmilter/rblmilter/internal/socketspec"
 )
 
 // Exit codes: run exits 1 when any session failed, so scripts (soak
@@ -146,7 +148,7 @@ func cmdRun(ctx context.Context, args []string, env cliEnv) int {
 	}
 
 	cfg, err := func() (loadConfig, error) {
-		target, err := parseSocketSpec(*socket)
+		target, err := socketspec.Parse(*socket)
 		if err != nil {
 			return loadConfig{}, err
 		}
@@ -463,7 +465,7 @@ func cmdNull(ctx context.Context, args []string, env cliEnv) int {
 	if err != nil {
 		return usageErr(env, "null", err)
 	}
-	spec, err := parseSocketSpec(*listen)
+	spec, err := socketspec.ParseListen(*listen)
 	if err != nil {
 		return usageErr(env, "null", fmt.Errorf("-listen: %w", err))
 	}

@@ -17,11 +17,14 @@ import (
 
 	"github.com/emersion/go-milter"
 	"github.com/miekg/dns"
+
+	"github.com/rblmilter/rblmilter/internal/socketspec"
+	"github.com/rblmilter/rblmilter/internal/testutil"
 )
 
 func runCmd(t *testing.T, ctx context.Context, env cliEnv, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	var out, errb syncBuffer
+	var out, errb testutil.Buffer
 	env.stdout, env.stderr = &out, &errb
 	code = runCLI(ctx, args, env)
 	return code, out.String(), errb.String()
@@ -194,7 +197,7 @@ func TestCLINullServesUntilCancelled(t *testing.T) {
 		done <- result{code, out, errOut}
 	}()
 	bound := <-ready
-	spec, _ := parseSocketSpec(bound)
+	spec, _ := socketspec.Parse(bound)
 	res, err := runLoad(context.Background(), baseConfig(spec, testMix(t, "0", "0", "0", 0), 7))
 	if err != nil {
 		t.Fatal(err)
@@ -216,7 +219,7 @@ func TestCLIDNSStatsOverHTTPAndSignal(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 2)
 	usr1 := make(chan os.Signal, 1)
-	var out, errb syncBuffer
+	var out, errb testutil.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- runCLI(ctx, []string{"dns", "-listen", "127.0.0.1:0", "-stats", "127.0.0.1:0", "-zones", "a.test,b.test",
@@ -246,7 +249,7 @@ func TestCLIDNSStatsOverHTTPAndSignal(t *testing.T) {
 	}
 
 	usr1 <- syscall.SIGUSR1
-	waitFor(t, "counters on stderr after SIGUSR1", func() bool { return strings.Contains(errb.String(), "dns queries 3") })
+	testutil.WaitFor(t, "counters on stderr after SIGUSR1", func() bool { return strings.Contains(errb.String(), "dns queries 3") })
 
 	cancel()
 	if code := <-done; code != exitOK {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/rblmilter/rblmilter/internal/testutil"
 )
 
 // dnsblName is the DNSBL query name of ip in zone, built with miekg/dns's
@@ -171,7 +173,7 @@ func TestDNSSilentZone(t *testing.T) {
 	if _, err := conn.Write(q); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the dropped query to be counted", func() bool { return b.stats(false).Zones["s.test"].Dropped == 1 })
+	testutil.WaitFor(t, "the dropped query to be counted", func() bool { return b.stats(false).Zones["s.test"].Dropped == 1 })
 	// The server has already decided not to answer; a short read proves
 	// nothing was sent.
 	_ = conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
@@ -199,7 +201,7 @@ func TestDNSShutdownCutsDelayedAnswers(t *testing.T) {
 		c := &dns.Client{Timeout: time.Hour}
 		_, _, _ = c.Exchange(new(dns.Msg).SetQuestion(dnsblName(t, "198.18.0.5", "slow.test"), dns.TypeA), pc.LocalAddr().String())
 	}()
-	waitFor(t, "the slow query to arrive", func() bool { return b.stats(false).Queries == 1 })
+	testutil.WaitFor(t, "the slow query to arrive", func() bool { return b.stats(false).Queries == 1 })
 	cancel()
 	select {
 	case err := <-done:

@@ -1,23 +1,23 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"net/netip"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-milter"
 	"github.com/miekg/dns"
+
+	"github.com/rblmilter/rblmilter/internal/socketspec"
 )
 
 // startMilter serves newMilter on spec (port 0 or a unix path) until the
 // test ends and returns the bound spec.
-func startMilter(t *testing.T, spec string, newMilter func() milter.Milter) socketSpec {
+func startMilter(t *testing.T, spec string, newMilter func() milter.Milter) socketspec.Spec {
 	t.Helper()
-	s, err := parseSocketSpec(spec)
+	s, err := socketspec.ParseListen(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +25,7 @@ func startMilter(t *testing.T, spec string, newMilter func() milter.Milter) sock
 	if err != nil {
 		t.Fatal(err)
 	}
-	bound, err := parseSocketSpec(specOf(ln))
+	bound, err := socketspec.Parse(specOf(ln))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,42 +104,10 @@ func testMix(t *testing.T, listed, repeat, ipv6 string, pool uint64) *mix {
 }
 
 // baseConfig is a load run against target with test-friendly defaults.
-func baseConfig(target socketSpec, m *mix, n uint64) loadConfig {
+func baseConfig(target socketspec.Spec, m *mix, n uint64) loadConfig {
 	return loadConfig{
 		Target: target, Sessions: n, Concurrency: 4, Mix: m, Timeout: 10 * time.Second,
 		Hostname: "mx.bench.test", Helo: "client.bench.test", From: "sender@bench.test", Rcpt: "user@bench.test",
 		ActionMask: defaultActionMask, ProtocolMask: defaultProtocolMask,
-	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a command writing while the test
-// reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// waitFor polls cond until it holds or a generous deadline passes; tests
-// never sleep to wait for something.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
 	}
 }

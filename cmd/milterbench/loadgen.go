@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-milter"
+
+	"github.com/rblmilter/rblmilter/internal/socketspec"
 )
 
 // stage is how far a session goes while the milter keeps answering
@@ -41,7 +43,7 @@ func parseStage(s string) (stage, error) {
 
 // loadConfig is one load run.
 type loadConfig struct {
-	Target      socketSpec
+	Target      socketspec.Spec
 	Sessions    uint64        // stop after this many sessions (0: no limit)
 	Duration    time.Duration // stop starting sessions after this (0: no limit)
 	Concurrency int

@@ -15,6 +15,8 @@ import (
 
 	"github.com/emersion/go-milter"
 	"github.com/miekg/dns"
+
+	"github.com/rblmilter/rblmilter/internal/socketspec"
 )
 
 func TestRunAgainstNullMilterTCP(t *testing.T) {
@@ -234,7 +236,7 @@ func (brokenMilter) Connect(string, string, uint16, net.IP, *milter.Modifier) (m
 
 func TestRunCountsErrors(t *testing.T) {
 	t.Run("nothing listening", func(t *testing.T) {
-		spec, _ := parseSocketSpec(unixSpec(t))
+		spec, _ := socketspec.ParseListen(unixSpec(t))
 		res, err := runLoad(context.Background(), baseConfig(spec, testMix(t, "0.1", "0", "0", 0), 40))
 		if err != nil {
 			t.Fatal(err)
@@ -281,7 +283,7 @@ func TestRunCountsErrors(t *testing.T) {
 				c.Close()
 			}
 		}()
-		cfg := baseConfig(socketSpec{"tcp", ln.Addr().String()}, testMix(t, "0", "0", "0", 0), 3)
+		cfg := baseConfig(socketspec.Spec{Network: "tcp", Address: ln.Addr().String()}, testMix(t, "0", "0", "0", 0), 3)
 		cfg.Timeout = 20 * time.Millisecond
 		res, err := runLoad(context.Background(), cfg)
 		if err != nil {
@@ -346,7 +348,7 @@ func TestRunInterrupted(t *testing.T) {
 }
 
 func TestRunConfigErrors(t *testing.T) {
-	spec, _ := parseSocketSpec("inet:127.0.0.1:1")
+	spec, _ := socketspec.Parse("inet:127.0.0.1:1")
 	cfg := baseConfig(spec, testMix(t, "0", "0", "0", 0), 0)
 	if _, err := runLoad(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "-duration") {
 		t.Errorf("no bound: error %v", err)

@@ -1,97 +1,25 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"net"
-	"os"
-	"strconv"
-	"strings"
+
+	"github.com/rblmilter/rblmilter/internal/socketspec"
 )
 
-// socketSpec is a milter socket in the forms MTA admins already write:
-// Postfix's inet:HOST:PORT and unix:/path, Sendmail's inet:PORT@HOST,
-// inet6:PORT@HOST and local:/path.
-type socketSpec struct {
-	// Network is "tcp", "tcp6" or "unix", ready for net.Dial/net.Listen.
-	Network string
-	// Address is HOST:PORT for TCP, the file path for unix.
-	Address string
-}
-
-func (s socketSpec) String() string {
-	if s.Network == "unix" {
-		return "unix:" + s.Address
-	}
-	return "inet:" + s.Address
-}
-
-// parseSocketSpec turns an MTA-style socket spec into a dialable address.
-// Every error quotes the spec, because it usually comes straight from a flag
-// or a copied main.cf line.
-func parseSocketSpec(spec string) (socketSpec, error) {
-	kind, rest, ok := strings.Cut(spec, ":")
-	if !ok {
-		return socketSpec{}, fmt.Errorf("socket %q: want inet:HOST:PORT, inet:PORT@HOST, inet6:PORT@HOST or unix:/path", spec)
-	}
-	switch strings.ToLower(kind) {
-	case "unix", "local":
-		if rest == "" {
-			return socketSpec{}, fmt.Errorf("socket %q: empty unix socket path", spec)
-		}
-		return socketSpec{Network: "unix", Address: rest}, nil
-	case "inet", "inet6":
-		network := "tcp"
-		if strings.ToLower(kind) == "inet6" {
-			network = "tcp6"
-		}
-		host, port, err := splitInet(rest)
-		if err != nil {
-			return socketSpec{}, fmt.Errorf("socket %q: %w", spec, err)
-		}
-		n, err := strconv.ParseUint(port, 10, 16)
-		if err != nil {
-			return socketSpec{}, fmt.Errorf("socket %q: port %q is not a number from 0 to 65535", spec, port)
-		}
-		return socketSpec{Network: network, Address: net.JoinHostPort(host, strconv.FormatUint(n, 10))}, nil
-	default:
-		return socketSpec{}, fmt.Errorf("socket %q: unknown kind %q (want inet, inet6, unix or local)", spec, kind)
-	}
-}
-
-// splitInet accepts PORT@HOST (Sendmail), HOST:PORT and [V6]:PORT
-// (Postfix). Brackets around a Sendmail host are optional.
-func splitInet(s string) (host, port string, err error) {
-	if p, h, ok := strings.Cut(s, "@"); ok {
-		h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
-		if h == "" || p == "" {
-			return "", "", errors.New("want PORT@HOST")
-		}
-		return h, p, nil
-	}
-	h, p, err := net.SplitHostPort(s)
-	if err != nil {
-		return "", "", errors.New("want HOST:PORT or PORT@HOST")
-	}
-	if h == "" {
-		return "", "", errors.New("missing host")
-	}
-	return h, p, nil
-}
+// Socket specs are read by the daemon's rules (internal/socketspec), in
+// the forms MTA admins already write: socketspec.Parse for the target of
+// "run", socketspec.ParseListen for milterbench's own listeners, which may
+// ask for any free port with port 0.
 
 // listenSocket opens a listener for spec. A stale unix socket left by a
-// killed process is removed; any other file at that path is an error,
-// never overwritten.
-func listenSocket(spec socketSpec) (net.Listener, error) {
+// killed process is removed; a live one (a milter still answering on it)
+// or any other file at that path is an error, never removed, as in the
+// daemon.
+func listenSocket(spec socketspec.Spec) (net.Listener, error) {
 	if spec.Network == "unix" {
-		if fi, err := os.Lstat(spec.Address); err == nil {
-			if fi.Mode().Type() != fs.ModeSocket {
-				return nil, fmt.Errorf("listen %s: %s exists and is not a socket", spec, spec.Address)
-			}
-			if err := os.Remove(spec.Address); err != nil {
-				return nil, fmt.Errorf("listen %s: remove stale socket: %w", spec, err)
-			}
+		if err := socketspec.RemoveStale(spec.Address); err != nil {
+			return nil, fmt.Errorf("listen %s: %w", spec, err)
 		}
 	}
 	ln, err := net.Listen(spec.Network, spec.Address)

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/netip"
 	"slices"
 	"strings"
@@ -15,19 +14,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/miekg/dns"
-
 	"github.com/rblmilter/rblmilter/milter"
 	"github.com/rblmilter/rblmilter/rbl"
 )
-
-// refusingResolver answers every query with an error; it lets the engine
-// validate a config without sending DNS queries.
-type refusingResolver struct{}
-
-func (refusingResolver) Query(context.Context, string, uint16) (*dns.Msg, error) {
-	return nil, errors.New("config check: no DNS queries")
-}
 
 // checkReport is one address's result, as printed by `rblmilter check`.
 type checkReport struct {
@@ -70,9 +59,16 @@ type listReport struct {
 	// already taken (an early decision): shown, but not in the score.
 	Late bool `json:"after_decision,omitempty"`
 	// Health is the list's state after one probe round (an unhealthy
-	// list is not asked: outcome disabled); HealthReason says why.
-	Health       string `json:"health"`
-	HealthReason string `json:"health_reason,omitempty"`
+	// list is not asked: outcome disabled); HealthReason says why, and
+	// HealthEvidence what the round's probes got.
+	Health         string `json:"health"`
+	HealthReason   string `json:"health_reason,omitempty"`
+	HealthEvidence string `json:"health_evidence,omitempty"`
+	// Queries is what this check sent to the list's zone (probes and
+	// lookups; the daemon's own count is in its /readyz), against its
+	// daily_queries.
+	Queries      int `json:"queries_24h"`
+	DailyQueries int `json:"daily_queries,omitempty"`
 	// Lookups are a domain list's lookups, one per check and name asked;
 	// Weight is what each alone would add.
 	Lookups []lookupReport `json:"lookups,omitempty"`
@@ -186,30 +182,44 @@ func runCheck(ctx context.Context, args []string, configPath string, env environ
 	engine.FetchTXT = true
 	late := newLateResults()
 	// The table shows each list's health; the monitor's own log lines
-	// would only repeat it.
-	monitor, err := rbl.NewMonitor(rbl.MonitorOptions{})
+	// would only repeat it. The budget counts this check's queries: a
+	// daily_queries limit holds here too.
+	budget, err := rbl.NewBudget(rbl.BudgetOptions{Logger: logger})
 	if err != nil {
 		fmt.Fprintf(env.stderr, "rblmilter check: %v\n", err)
 		return exitError
 	}
-	checker, err := rbl.NewChecker(engine, rbl.Options{Resolver: resolver, Logger: logger, Observer: late, Health: monitor})
+	monitor, err := rbl.NewMonitor(rbl.MonitorOptions{Budget: budget})
+	if err != nil {
+		fmt.Fprintf(env.stderr, "rblmilter check: %v\n", err)
+		return exitError
+	}
+	checker, err := rbl.NewChecker(engine, rbl.Options{Resolver: resolver, Logger: logger, Observer: late, Health: monitor, Budget: budget})
 	if err != nil {
 		fmt.Fprintf(env.stderr, "rblmilter check: %s: %v\n", cfg.Source, err)
 		return exitUsage
 	}
 	defer checker.Close()
+	if err := budget.Configure(checker.Config().Lists); err != nil {
+		fmt.Fprintf(env.stderr, "rblmilter check: %s: %v\n", cfg.Source, err)
+		return exitUsage
+	}
 
-	health := probeOnce(ctx, monitor, resolver, checker)
+	probeOnce(ctx, monitor, resolver, checker)
 
 	reports := make([]checkReport, 0, len(ips))
 	code := exitOK
 	for _, ip := range ips {
 		r := checkOne(ctx, checker, late, &cfg.Policy, engine.Threshold, ip, &names)
-		addHealth(&r, health)
 		if r.refuses() {
 			code = exitError
 		}
 		reports = append(reports, r)
+	}
+	// After the lookups, so that the counts include them.
+	health := monitor.Status()
+	for i := range reports {
+		addHealth(&reports[i], health)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(env.stdout)
@@ -220,6 +230,10 @@ func runCheck(ctx context.Context, args []string, configPath string, env environ
 		}
 	} else {
 		printReports(env.stdout, reports)
+		fmt.Fprintln(env.stdout, "\nList health (one probe round before the lookups; the daemon's own view is in its /readyz):")
+		for _, h := range health {
+			fmt.Fprintln(env.stdout, "  "+healthLine(h))
+		}
 	}
 	return code
 }
@@ -388,21 +402,6 @@ func fmtTime(v float64, cached bool) string {
 
 func fmtMS(v float64) string {
 	return time.Duration(v * float64(time.Millisecond)).Round(100 * time.Microsecond).String()
-}
-
-// newLogger builds the daemon's logger; level, when non-nil, makes the
-// level changeable on reload.
-func newLogger(w io.Writer, c logConfig, level *slog.LevelVar) *slog.Logger {
-	var lv slog.Leveler = c.Level
-	if level != nil {
-		level.Set(c.Level)
-		lv = level
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	if c.JSON {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 // lateResults is an rbl.Observer that keeps every lookup result, so that

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rblmilter/rblmilter/internal/testutil"
 	"github.com/rblmilter/rblmilter/rbl"
 	"github.com/rblmilter/rblmilter/rbl/rbltest"
 )
@@ -136,7 +137,7 @@ skip = ["10.0.0.0/8"]`)
 
 	code, out, errOut = runCLI(t, "check", "-config", cfg, "192.0.2.1")
 	if code != 1 || !strings.HasPrefix(out, "192.0.2.1: reject (score 1, threshold 1, ") ||
-		!containsAll(out, []string{"listed", "127.0.0.2", "listed for testing"}) {
+		!testutil.ContainsAll(out, []string{"listed", "127.0.0.2", "listed for testing"}...) {
 		t.Errorf("listed: exit %d\n%s%s", code, out, errOut)
 	}
 
@@ -220,7 +221,7 @@ func TestBinaryExitCodes(t *testing.T) {
 		code int
 		out  string
 	}{
-		{[]string{"-version"}, 0, "rblmilter v0.0.0-test ("},
+		{[]string{"-version"}, 0, "rblmilter v0.0.0-test (0123456789ab-dirty, go1."},
 		{[]string{"-check-config", "-config", "testdata/minimal.toml"}, 0, "testdata/minimal.toml: OK"},
 		{[]string{"-check-config", "-config", "../../contrib/rblmilter.toml"}, 0, "../../contrib/rblmilter.toml: OK"},
 		{[]string{"-check-config", "-config", "testdata/invalid-many.toml"}, 1, `testdata/invalid-many.toml: timeout: "soon" is not a duration`},
@@ -328,11 +329,11 @@ filters = ["127.0.1.[2..99]"]
 	}
 
 	code, out, _ = runCLI(t, "check", "-config", path, "-helo", "mx.example.org", "-sender", "user@spammer.example", "192.0.2.1")
-	if code != 1 || !containsAll(out, []string{"192.0.2.1: reject (score 3", "helo=mx.example.org", "helo=example.org", "sender=spammer.example", "listed", "127.0.1.2", "spam domain"}) {
+	if code != 1 || !testutil.ContainsAll(out, "192.0.2.1: reject (score 3", "helo=mx.example.org", "helo=example.org", "sender=spammer.example", "listed", "127.0.1.2", "spam domain") {
 		t.Errorf("table: exit %d\n%s", code, out)
 	}
 	code, out, _ = runCLI(t, "check", "-config", path, "-helo", "[192.0.2.1]", "192.0.2.1")
-	if code != 0 || !containsAll(out, []string{"helo not asked: \"[192.0.2.1]\": an address literal, not a name", "no_name"}) {
+	if code != 0 || !testutil.ContainsAll(out, "helo not asked: \"[192.0.2.1]\": an address literal, not a name", "no_name") {
 		t.Errorf("table with an address literal HELO: exit %d\n%s", code, out)
 	}
 }

@@ -30,20 +30,14 @@ var defaultConfigFile []byte
 // embeddedSource names the embedded default config in messages.
 const embeddedSource = "embedded default config"
 
-// Defaults of the config keys. They are applied only in parseConfig.
+// Defaults of the config keys that only the daemon has; they are applied
+// only in parseConfig. The other keys default to what package milter or
+// rbl does for a zero setting (milter.DefaultTimeout, rbl.DefaultCacheSize,
+// ...), referenced where the key is read.
 const (
-	defaultListen         = "inet:127.0.0.1:8890"
-	defaultSocketMode     = 0o660
-	defaultTimeout        = 5 * time.Second
-	defaultDrainTimeout   = 10 * time.Second
-	defaultThreshold      = 1
-	defaultTempfailReply  = milter.DefaultTempfailReply
-	defaultHeader         = "X-RBL"
-	defaultHealthInterval = 5 * time.Minute
-	defaultCacheSize      = 100000
-	defaultMinTTL         = 60 * time.Second
-	defaultMaxTTL         = time.Hour
-	defaultMetricsListen  = "127.0.0.1:9890"
+	defaultListen        = "inet:127.0.0.1:8890"
+	defaultDrainTimeout  = 10 * time.Second
+	defaultMetricsListen = "127.0.0.1:9890"
 )
 
 func defaultExemptRecipients() []string { return []string{"postmaster", "abuse"} }
@@ -167,18 +161,18 @@ func parseConfig(data []byte, env parseEnv) (*daemonConfig, error) {
 
 	cfg.Resolvers = resolvers(root, env.ResolvConf)
 
-	timeout := root.duration("timeout", defaultTimeout, time.Millisecond)
+	timeout := root.duration("timeout", milter.DefaultTimeout, time.Millisecond)
 	cfg.DrainTimeout = root.duration("drain_timeout", defaultDrainTimeout, 0)
-	cfg.HealthInterval = root.duration("health_interval", defaultHealthInterval, time.Second)
+	cfg.HealthInterval = root.duration("health_interval", rbl.DefaultHealthInterval, time.Second)
 
 	cfg.Engine.Timeout = timeout
-	cfg.Engine.Threshold = root.integer("threshold", defaultThreshold)
-	if cfg.Engine.Threshold < 1 {
-		p.addf("threshold", "%d must be at least 1 (a client is rejected when its score reaches it)", cfg.Engine.Threshold)
+	cfg.Engine.Threshold = root.integer("threshold", rbl.DefaultThreshold)
+	if err := rbl.CheckThreshold(cfg.Engine.Threshold); err != nil {
+		p.addf("threshold", "%s", err)
 	}
 	cfg.Engine.AllowlistThreshold = root.integer("allowlist_threshold", 0)
-	if cfg.Engine.AllowlistThreshold > 0 {
-		p.addf("allowlist_threshold", "%d must be negative, or 0 to switch it off", cfg.Engine.AllowlistThreshold)
+	if err := rbl.CheckAllowlistThreshold(cfg.Engine.AllowlistThreshold); err != nil {
+		p.addf("allowlist_threshold", "%s", err)
 	}
 
 	cfg.Policy = policy(root, timeout)
@@ -206,7 +200,7 @@ func parseConfig(data []byte, env parseEnv) (*daemonConfig, error) {
 func socketMode(t *table) os.FileMode {
 	v, ok := t.get("socket_mode")
 	if !ok {
-		return defaultSocketMode
+		return milter.DefaultSocketMode
 	}
 	var mode int64
 	var err error
@@ -222,7 +216,7 @@ func socketMode(t *table) os.FileMode {
 	}
 	if err != nil || mode < 0 || mode > 0o777 {
 		t.p.addf("socket_mode", "%s is not a file mode (like \"0660\")", show(v))
-		return defaultSocketMode
+		return milter.DefaultSocketMode
 	}
 	return os.FileMode(mode)
 }
@@ -318,17 +312,13 @@ func policy(t *table, timeout time.Duration) milter.Policy {
 	if t.enum("stage", "connect", "connect", "rcpt") == "rcpt" {
 		pol.Stage = milter.StageRcpt
 	}
-	// The templates and the header name are checked by the milter package
-	// itself, one field at a time so that every bad one is reported.
 	pol.Reply = t.str("reply", milter.DefaultReply)
-	checkPolicyField(t.p, milter.Policy{Reply: pol.Reply})
-	pol.TempfailReply = t.str("tempfail_reply", defaultTempfailReply)
-	checkPolicyField(t.p, milter.Policy{TempfailReply: pol.TempfailReply})
-	pol.Header = t.str("header", defaultHeader)
+	pol.TempfailReply = t.str("tempfail_reply", milter.DefaultTempfailReply)
+	pol.Header = t.str("header", milter.DefaultHeader)
 	if pol.Header == "" {
+		// The milter reads an empty Header as its default; in the file
+		// it can only be a mistake.
 		t.p.addf("header", `"" is not a valid header field name`)
-	} else {
-		checkPolicyField(t.p, milter.Policy{Header: pol.Header})
 	}
 
 	exempt, defined := t.strings("exempt_recipients", func(_ int, s string) error {
@@ -351,13 +341,24 @@ func policy(t *table, timeout time.Duration) milter.Policy {
 	}
 	pol.Allow, _ = prefixes(t, "allow")
 	pol.Block, _ = prefixes(t, "block")
+	// The templates and the header name are the milter package's to
+	// judge; it names the key of every bad one.
+	for _, err := range unjoin(milter.ValidatePolicy(pol)) {
+		t.p.addf("", "%s", err)
+	}
 	return pol
 }
 
-func checkPolicyField(p *problems, partial milter.Policy) {
-	if err := milter.ValidatePolicy(partial); err != nil {
-		p.addf("", "%s", err)
+// unjoin returns the errors that errors.Join put together: err itself when
+// it is a single error, none when it is nil.
+func unjoin(err error) []error {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		return joined.Unwrap()
 	}
+	if err == nil {
+		return nil
+	}
+	return []error{err}
 }
 
 // prefixes reads a list of CIDR networks; a bare address is one host.
@@ -446,6 +447,11 @@ func lists(root *table, timeout time.Duration) []rbl.List {
 		ok = listChecks(t, &l) && ok
 		l.Shadow = t.boolean("shadow", false)
 		l.Monitor = t.boolean("monitor", true)
+		l.DailyQueries = t.integer("daily_queries", 0)
+		if l.DailyQueries < 0 {
+			t.p.addf(t.keyPath("daily_queries"), "%d is negative (0 means no limit)", l.DailyQueries)
+			ok = false
+		}
 		t.finish()
 		if ok {
 			out = append(out, l)
@@ -508,9 +514,9 @@ func listChecks(t *table, l *rbl.List) bool {
 
 func cacheConfig(t *table) *rbl.CacheConfig {
 	c := &rbl.CacheConfig{
-		Size:     t.integer("size", defaultCacheSize),
-		MinTTL:   t.duration("min_ttl", defaultMinTTL, time.Second),
-		MaxTTL:   t.duration("max_ttl", defaultMaxTTL, time.Second),
+		Size:     t.integer("size", rbl.DefaultCacheSize),
+		MinTTL:   t.duration("min_ttl", rbl.DefaultMinTTL, time.Second),
+		MaxTTL:   t.duration("max_ttl", rbl.DefaultMaxTTL, time.Second),
 		ErrorTTL: t.duration("error_ttl", 0, 0),
 	}
 	t.finish()

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/BurntSushi/toml"
+
 	"github.com/rblmilter/rblmilter/milter"
 	"github.com/rblmilter/rblmilter/rbl"
 )
@@ -58,60 +60,63 @@ func mustParse(t *testing.T, text string) *daemonConfig {
 // Each invalid fixture holds one mistake (invalid-many.toml several) and
 // must be reported with exactly this message.
 var invalidConfigs = map[string]string{
-	"invalid-unknown-key.toml":         `thresold: unknown key (did you mean "threshold"?)`,
-	"invalid-list-unknown-key.toml":    `list[1].wieght: unknown key (did you mean "weight"?)`,
-	"invalid-list-weight.toml":         `list[2].weight: "x" is not a number`,
-	"invalid-list-weight-float.toml":   `list[0].weight: 1.5 is not a whole number`,
-	"invalid-list-filter.toml":         `list[0].filters[1]: bad filter "127.0.0.[300]": octet 4 "[300]": "300" is not a number from 0 to 255`,
-	"invalid-list-zone-missing.toml":   `list[0].zone: missing (every [[list]] needs the DNS zone to query)`,
-	"invalid-list-zone.toml":           `list[0].zone: "bl example.org" is not a DNS zone: label "bl example" has the character ' '`,
-	"invalid-list-key.toml":            `list[0].key: not a valid DNS label (letters, digits, '-' and '_', at most 63 characters; the key itself is not shown)`,
-	"invalid-list-timeout.toml":        `list[0].timeout: "3s" is longer than the whole-connection timeout "2s"`,
-	"invalid-list-on-error.toml":       `list[0].on_error: "reject" is not one of ignore, tempfail`,
-	"invalid-list-no-family.toml":      `list[0]: ipv4 and ipv6 are both false, so the list would never be asked`,
-	"invalid-list-not-table.toml":      `list[0]: "zen.spamhaus.org" is not a table (like [[list]])`,
-	"invalid-list-type.toml":           `list[0].type: "rhsbl" is not one of ip, domain`,
-	"invalid-list-checks.toml":         `list[0].checks[1]: "mail_from" is not one of client, reverse_client, helo, sender`,
-	"invalid-list-checks-ip.toml":      `list[0].checks: applies only to type = "domain" lists (an IP list is asked about the client's address)`,
-	"invalid-list-checks-empty.toml":   `list[0].checks: empty, so the list would never be asked (leave it out for client, helo, sender)`,
-	"invalid-list-domain-ipv6.toml":    `list[0].ipv6: applies only to type = "ip" lists (a domain list is asked about names, whatever the client's address family)`,
-	"invalid-list-forgeable.toml":      `list[1]: negative weight -2 on checks helo: a client can claim any HELO name, sender domain or PTR name, so it could allowlist itself; a domain allowlist may only check "client" (the verified client name)`,
-	"invalid-site.toml":                `sites[1]: bad DNSBL site "bl.example.org=127.0.0.[2..300]": filter "127.0.0.[2..300]": octet 4 "[2..300]": "300" is not a number from 0 to 255`,
-	"invalid-no-lists.toml":            `no DNS lists configured: set sites or add a [[list]] table`,
-	"invalid-resolver-port.toml":       `resolvers[0]: "192.0.2.53:x": bad port`,
-	"invalid-resolver-host.toml":       `resolvers[0]: "dns.example.org" is not an IP address, IP:PORT or [IPv6]:PORT`,
-	"invalid-resolvers-type.toml":      `resolvers: "127.0.0.1" is not a list (like ["127.0.0.1"])`,
-	"invalid-listen.toml":              `listen: socket "inet:foo": want HOST:PORT or PORT@HOST (use inet:HOST:PORT, inet:PORT@HOST, inet6:PORT@[::1], inet6:[::1]:PORT, unix:/path or local:/path)`,
-	"invalid-socket-mode.toml":         `socket_mode: "0999" is not a file mode (like "0660")`,
-	"invalid-socket-owner.toml":        `socket_owner: "no-such-user": no such user`,
-	"invalid-user.toml":                `user: "no-such-user": no such user`,
-	"invalid-group.toml":               `group: "no-such-group": no such group`,
-	"invalid-timeout.toml":             `timeout: "5" is not a duration (like "5s")`,
-	"invalid-timeout-number.toml":      `timeout: 5 is not a duration (like "5s")`,
-	"invalid-drain-timeout.toml":       `drain_timeout: "-1s" is negative`,
-	"invalid-health-interval.toml":     `health_interval: "0s" must be at least 1s`,
-	"invalid-threshold.toml":           `threshold: 0 must be at least 1 (a client is rejected when its score reaches it)`,
-	"invalid-allowlist-threshold.toml": `allowlist_threshold: 2 must be negative, or 0 to switch it off`,
-	"invalid-action.toml":              `action: "drop" is not one of reject, tempfail, tag, log`,
-	"invalid-stage.toml":               `stage: "helo" is not one of connect, rcpt`,
-	"invalid-reply.toml":               `reply: "554 4.7.1 Client host [{ip}] blocked using {list}": enhanced status code 4.7.1 must start with 5 to match reply code 554`,
-	"invalid-reply-code.toml":          `reply: "450 4.7.1 Client host [{ip}] blocked using {list}" must start with a 5xx reply code (like "554 5.7.1 ...")`,
-	"invalid-reply-placeholder.toml":   `reply: "554 5.7.1 Client host {host} blocked using {list}": unknown placeholder {host} (use {ip}, {name}, {list}, {code}, {txt}, {score})`,
-	"invalid-tempfail-reply.toml":      `tempfail_reply: "554 5.7.1 try later" must start with a 4xx reply code (like "454 4.7.1 ...")`,
-	"invalid-header.toml":              `header: "X RBL" is not a valid header field name`,
-	"invalid-exempt-recipients.toml":   `exempt_recipients[1]: "" is not a local part or address (like "postmaster" or "abuse@example.com")`,
-	"invalid-skip-authenticated.toml":  `skip_authenticated: "yes" is not true or false`,
-	"invalid-skip.toml":                `skip[0]: "10.0.0.1/8" has host bits set (did you mean "10.0.0.0/8"?)`,
-	"invalid-allow.toml":               `allow[1]: "not-a-network" is not a network (like "192.0.2.0/24" or "2001:db8::/32")`,
-	"invalid-block.toml":               `block[0]: "2001:db8::/129" is not a network (like "192.0.2.0/24" or "2001:db8::/32")`,
-	"invalid-cache-table.toml":         `cache: 5 is not a table (like [cache])`,
-	"invalid-cache-size.toml":          `cache.size: -1 is negative (0 switches the cache off)`,
-	"invalid-cache-ttl.toml":           `cache.min_ttl: "2h" is longer than cache.max_ttl "1h"`,
-	"invalid-cache-unknown.toml":       `cache.max_tll: unknown key (did you mean "max_ttl"?)`,
-	"invalid-log-level.toml":           `log.level: "verbose" is not one of debug, info, warn, error`,
-	"invalid-log-format.toml":          `log.format: "syslog" is not one of text, json`,
-	"invalid-metrics-listen.toml":      `metrics.listen: "9890" is not HOST:PORT (like "127.0.0.1:9890"; "" switches metrics off)`,
-	"invalid-syntax.toml":              `line 3: expected a comma (',') or array terminator (']'), but got 't'`,
+	"invalid-unknown-key.toml":               `thresold: unknown key (did you mean "threshold"?)`,
+	"invalid-list-unknown-key.toml":          `list[1].wieght: unknown key (did you mean "weight"?)`,
+	"invalid-list-weight.toml":               `list[2].weight: "x" is not a number`,
+	"invalid-list-weight-float.toml":         `list[0].weight: 1.5 is not a whole number`,
+	"invalid-list-filter.toml":               `list[0].filters[1]: bad filter "127.0.0.[300]": octet 4 "[300]": "300" is not a number from 0 to 255`,
+	"invalid-list-zone-missing.toml":         `list[0].zone: missing (every [[list]] needs the DNS zone to query)`,
+	"invalid-list-zone.toml":                 `list[0].zone: "bl example.org" is not a DNS zone: label "bl example" has the character ' '`,
+	"invalid-list-key.toml":                  `list[0].key: not a valid DNS label (letters, digits, '-' and '_', at most 63 characters; the key itself is not shown)`,
+	"invalid-list-timeout.toml":              `list[0].timeout: "3s" is longer than the whole-connection timeout "2s"`,
+	"invalid-list-on-error.toml":             `list[0].on_error: "reject" is not one of ignore, tempfail`,
+	"invalid-list-daily-queries.toml":        `list[0].daily_queries: -300000 is negative (0 means no limit)`,
+	"invalid-list-daily-queries-float.toml":  `list[0].daily_queries: 300000 must be written as a whole number, without a decimal point or exponent`,
+	"invalid-list-daily-queries-string.toml": `list[0].daily_queries: "300k" is not a number`,
+	"invalid-list-no-family.toml":            `list[0]: ipv4 and ipv6 are both false, so the list would never be asked`,
+	"invalid-list-not-table.toml":            `list[0]: "zen.spamhaus.org" is not a table (like [[list]])`,
+	"invalid-list-type.toml":                 `list[0].type: "rhsbl" is not one of ip, domain`,
+	"invalid-list-checks.toml":               `list[0].checks[1]: "mail_from" is not one of client, reverse_client, helo, sender`,
+	"invalid-list-checks-ip.toml":            `list[0].checks: applies only to type = "domain" lists (an IP list is asked about the client's address)`,
+	"invalid-list-checks-empty.toml":         `list[0].checks: empty, so the list would never be asked (leave it out for client, helo, sender)`,
+	"invalid-list-domain-ipv6.toml":          `list[0].ipv6: applies only to type = "ip" lists (a domain list is asked about names, whatever the client's address family)`,
+	"invalid-list-forgeable.toml":            `list[1]: negative weight -2 on checks helo: a client can claim any HELO name, sender domain or PTR name, so it could allowlist itself; a domain allowlist may only check "client" (the verified client name)`,
+	"invalid-site.toml":                      `sites[1]: bad DNSBL site "bl.example.org=127.0.0.[2..300]": filter "127.0.0.[2..300]": octet 4 "[2..300]": "300" is not a number from 0 to 255`,
+	"invalid-no-lists.toml":                  `no DNS lists configured: set sites or add a [[list]] table`,
+	"invalid-resolver-port.toml":             `resolvers[0]: "192.0.2.53:x": bad port`,
+	"invalid-resolver-host.toml":             `resolvers[0]: "dns.example.org" is not an IP address, IP:PORT or [IPv6]:PORT`,
+	"invalid-resolvers-type.toml":            `resolvers: "127.0.0.1" is not a list (like ["127.0.0.1"])`,
+	"invalid-listen.toml":                    `listen: socket "inet:foo": want HOST:PORT or PORT@HOST (use inet:HOST:PORT, inet:PORT@HOST, inet6:PORT@[::1], inet6:[::1]:PORT, unix:/path or local:/path)`,
+	"invalid-socket-mode.toml":               `socket_mode: "0999" is not a file mode (like "0660")`,
+	"invalid-socket-owner.toml":              `socket_owner: "no-such-user": no such user`,
+	"invalid-user.toml":                      `user: "no-such-user": no such user`,
+	"invalid-group.toml":                     `group: "no-such-group": no such group`,
+	"invalid-timeout.toml":                   `timeout: "5" is not a duration (like "5s")`,
+	"invalid-timeout-number.toml":            `timeout: 5 is not a duration (like "5s")`,
+	"invalid-drain-timeout.toml":             `drain_timeout: "-1s" is negative`,
+	"invalid-health-interval.toml":           `health_interval: "0s" must be at least 1s`,
+	"invalid-threshold.toml":                 `threshold: 0 must be at least 1 (a client is rejected when its score reaches it)`,
+	"invalid-allowlist-threshold.toml":       `allowlist_threshold: 2 must be negative, or 0 to switch it off`,
+	"invalid-action.toml":                    `action: "drop" is not one of reject, tempfail, tag, log`,
+	"invalid-stage.toml":                     `stage: "helo" is not one of connect, rcpt`,
+	"invalid-reply.toml":                     `reply: "554 4.7.1 Client host [{ip}] blocked using {list}": enhanced status code 4.7.1 must start with 5 to match reply code 554`,
+	"invalid-reply-code.toml":                `reply: "450 4.7.1 Client host [{ip}] blocked using {list}" must start with a 5xx reply code (like "554 5.7.1 ...")`,
+	"invalid-reply-placeholder.toml":         `reply: "554 5.7.1 Client host {host} blocked using {list}": unknown placeholder {host} (use {ip}, {name}, {list}, {code}, {txt}, {score})`,
+	"invalid-tempfail-reply.toml":            `tempfail_reply: "554 5.7.1 try later" must start with a 4xx reply code (like "454 4.7.1 ...")`,
+	"invalid-header.toml":                    `header: "X RBL" is not a valid header field name`,
+	"invalid-exempt-recipients.toml":         `exempt_recipients[1]: "" is not a local part or address (like "postmaster" or "abuse@example.com")`,
+	"invalid-skip-authenticated.toml":        `skip_authenticated: "yes" is not true or false`,
+	"invalid-skip.toml":                      `skip[0]: "10.0.0.1/8" has host bits set (did you mean "10.0.0.0/8"?)`,
+	"invalid-allow.toml":                     `allow[1]: "not-a-network" is not a network (like "192.0.2.0/24" or "2001:db8::/32")`,
+	"invalid-block.toml":                     `block[0]: "2001:db8::/129" is not a network (like "192.0.2.0/24" or "2001:db8::/32")`,
+	"invalid-cache-table.toml":               `cache: 5 is not a table (like [cache])`,
+	"invalid-cache-size.toml":                `cache.size: -1 is negative (0 switches the cache off)`,
+	"invalid-cache-ttl.toml":                 `cache.min_ttl: "2h" is longer than cache.max_ttl "1h"`,
+	"invalid-cache-unknown.toml":             `cache.max_tll: unknown key (did you mean "max_ttl"?)`,
+	"invalid-log-level.toml":                 `log.level: "verbose" is not one of debug, info, warn, error`,
+	"invalid-log-format.toml":                `log.format: "syslog" is not one of text, json`,
+	"invalid-metrics-listen.toml":            `metrics.listen: "9890" is not HOST:PORT (like "127.0.0.1:9890"; "" switches metrics off)`,
+	"invalid-syntax.toml":                    `line 3: expected a comma (',') or array terminator (']'), but got 't'`,
 	"invalid-many.toml": strings.Join([]string{
 		`resolvers[1]: "127.0.0.1:99999": bad port`,
 		`timeout: "soon" is not a duration (like "5s")`,
@@ -120,6 +125,12 @@ var invalidConfigs = map[string]string{
 		`list[0].filters[0]: bad filter "127.0.0.[300]": octet 4 "[300]": "300" is not a number from 0 to 255`,
 		`colour: unknown key`,
 		`log.level: "loud" is not one of debug, info, warn, error`,
+	}, "\n"),
+	// The milter judges the policy's fields, and names every bad one.
+	"invalid-policy-many.toml": strings.Join([]string{
+		`reply: "450 4.7.1 Client host [{ip}] blocked using {list}" must start with a 5xx reply code (like "554 5.7.1 ...")`,
+		`tempfail_reply: "554 5.7.1 try later" must start with a 4xx reply code (like "454 4.7.1 ...")`,
+		`header: "X RBL" is not a valid header field name`,
 	}, "\n"),
 }
 
@@ -158,14 +169,14 @@ func TestMinimalConfigGetsDefaults(t *testing.T) {
 	if cfg.Listen != (milter.SocketSpec{Network: "tcp", Address: "127.0.0.1:8890"}) || cfg.ListenText != "inet:127.0.0.1:8890" {
 		t.Errorf("listen = %+v %q", cfg.Listen, cfg.ListenText)
 	}
-	if cfg.Socket != (milter.SocketOptions{Mode: 0o660}) {
+	if cfg.Socket != (milter.SocketOptions{Mode: milter.DefaultSocketMode}) {
 		t.Errorf("socket options = %+v", cfg.Socket)
 	}
 	if want := []string{"127.0.0.1:5353"}; !reflect.DeepEqual(cfg.Resolvers, want) {
 		t.Errorf("resolvers = %q, want %q", cfg.Resolvers, want)
 	}
 	e := cfg.Engine
-	if e.Threshold != 1 || e.AllowlistThreshold != 0 || e.Timeout != 5*time.Second || !e.FetchTXT {
+	if e.Threshold != rbl.DefaultThreshold || e.AllowlistThreshold != 0 || e.Timeout != milter.DefaultTimeout || !e.FetchTXT {
 		t.Errorf("engine = %+v", e)
 	}
 	if len(e.Lists) != 1 || e.Lists[0].Zone != "zen.spamhaus.org" || len(e.Lists[0].Filters) != 1 {
@@ -173,17 +184,17 @@ func TestMinimalConfigGetsDefaults(t *testing.T) {
 	}
 	p := cfg.Policy
 	if p.Action != milter.ActionReject || p.Stage != milter.StageConnect ||
-		p.Reply != milter.DefaultReply || p.TempfailReply != defaultTempfailReply ||
-		p.Header != "X-RBL" || !p.SkipAuthenticated || p.PostscreenLog ||
-		p.Timeout != 5*time.Second ||
+		p.Reply != milter.DefaultReply || p.TempfailReply != milter.DefaultTempfailReply ||
+		p.Header != milter.DefaultHeader || !p.SkipAuthenticated || p.PostscreenLog ||
+		p.Timeout != milter.DefaultTimeout ||
 		!reflect.DeepEqual(p.ExemptRecipients, []string{"postmaster", "abuse"}) ||
 		!reflect.DeepEqual(p.Skip, milter.DefaultSkip()) || p.Allow != nil || p.Block != nil {
 		t.Errorf("policy = %+v", p)
 	}
-	if cfg.DrainTimeout != 10*time.Second || cfg.HealthInterval != 5*time.Minute || cfg.User != "" || cfg.Group != "" {
+	if cfg.DrainTimeout != defaultDrainTimeout || cfg.HealthInterval != rbl.DefaultHealthInterval || cfg.User != "" || cfg.Group != "" {
 		t.Errorf("drain %v health %v user %q group %q", cfg.DrainTimeout, cfg.HealthInterval, cfg.User, cfg.Group)
 	}
-	if want := (rbl.CacheConfig{Size: 100000, MinTTL: time.Minute, MaxTTL: time.Hour}); cfg.Cache == nil || *cfg.Cache != want {
+	if want := (rbl.CacheConfig{Size: rbl.DefaultCacheSize, MinTTL: rbl.DefaultMinTTL, MaxTTL: rbl.DefaultMaxTTL}); cfg.Cache == nil || *cfg.Cache != want {
 		t.Errorf("cache = %+v, want %+v", cfg.Cache, want)
 	}
 	if cfg.Log != (logConfig{JSON: false, Level: slog.LevelInfo}) {
@@ -221,7 +232,7 @@ func TestFullConfig(t *testing.T) {
 	l := e.Lists[2]
 	if l.Zone != "zen.dq.spamhaus.net" || l.Name != "Spamhaus ZEN (DQS)" || l.Key != "abcdefghijklmnopqrstuvwxyz" ||
 		l.Weight != 2 || len(l.Filters) != 4 || l.Timeout != 2*time.Second || l.OnError != rbl.FailTempfail ||
-		!l.IPv4 || l.IPv6 || !l.Shadow || l.Monitor {
+		!l.IPv4 || l.IPv6 || !l.Shadow || l.Monitor || l.DailyQueries != 250000 {
 		t.Errorf("list[0] = %+v", l)
 	}
 	if f := l.Filters[3]; !f.HasWeight || f.Weight != 5 {
@@ -229,7 +240,7 @@ func TestFullConfig(t *testing.T) {
 	}
 	if l := e.Lists[3]; l.Zone != "bl.example.net" || l.Name != "bl.example.net" || l.Weight != 1 ||
 		l.Filters != nil || l.Timeout != 0 || l.OnError != rbl.FailIgnore || !l.IPv4 || !l.IPv6 || l.Shadow || !l.Monitor ||
-		l.Type != rbl.IPList || l.Checks != 0 {
+		l.Type != rbl.IPList || l.Checks != 0 || l.DailyQueries != 0 {
 		t.Errorf("list[1] defaults = %+v", l)
 	}
 	if l := e.Lists[4]; l.Type != rbl.DomainList || l.Checks != rbl.Checks(rbl.CheckClient, rbl.CheckReverseClient, rbl.CheckHelo) ||
@@ -499,6 +510,29 @@ func TestConfigurationDocDocumentsEveryKey(t *testing.T) {
 		}
 		return "", false
 	}
+	for _, k := range configKeys(t) {
+		body, ok := section(k.Table)
+		if !ok {
+			t.Errorf("%s has no section for %s (want a \"## `[%s]`\" heading)", doc, k.Path, k.Table)
+			continue
+		}
+		if k.Name != "" && !strings.Contains(body, "\n| `"+k.Name+"` |") {
+			t.Errorf("%s does not document %s (no \"| `%s` |\" row in its section)", doc, k.Path, k.Name)
+		}
+	}
+}
+
+// configKey is a key of the config file as the reference documents it:
+// in the section of its Table ("" for the top level), by its Name. A table
+// itself has an empty Name: its section documents it.
+type configKey struct {
+	Path, Table, Name string
+}
+
+// configKeys lists every key the parser knows, recorded while it reads
+// testdata/full.toml, which sets them all.
+func configKeys(t *testing.T) []configKey {
+	t.Helper()
 	env := testParseEnv()
 	env.keys = map[string]bool{}
 	if _, err := parseFile(t, "testdata/full.toml", env); err != nil {
@@ -507,22 +541,116 @@ func TestConfigurationDocDocumentsEveryKey(t *testing.T) {
 	if len(env.keys) < 40 {
 		t.Fatalf("only %d keys recorded from testdata/full.toml", len(env.keys))
 	}
+	isTable := func(k string) bool {
+		for other := range env.keys {
+			if strings.HasPrefix(other, k+".") || strings.HasPrefix(other, k+"[].") {
+				return true
+			}
+		}
+		return false
+	}
+	var keys []configKey
 	for k := range env.keys {
 		table, name, nested := strings.Cut(k, ".")
-		table = strings.TrimSuffix(table, "[]")
-		if !nested {
-			if _, ok := section(k); ok {
-				continue // a table, documented by its own section
-			}
-			table, name = "", k
-		}
-		body, ok := section(table)
-		if !ok {
-			t.Errorf("%s has no section for %s (want a \"## `[%s]`\" heading)", doc, k, table)
-			continue
-		}
-		if !strings.Contains(body, "\n| `"+name+"` |") {
-			t.Errorf("%s does not document %s (no \"| `%s` |\" row in its section)", doc, k, name)
+		switch {
+		case nested:
+			keys = append(keys, configKey{Path: k, Table: strings.TrimSuffix(table, "[]"), Name: name})
+		case isTable(strings.TrimSuffix(k, "[]")):
+			keys = append(keys, configKey{Path: k, Table: strings.TrimSuffix(k, "[]")})
+		default:
+			keys = append(keys, configKey{Path: k, Name: k})
 		}
 	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].Path < keys[j].Path })
+	return keys
+}
+
+// The Default column of docs/configuration.md is what the daemon does: a
+// config that sets a key to its documented default parses to the same
+// configuration as one that leaves the key out. Defaults that are
+// described rather than written as one TOML value ("required", "the zone",
+// a list's `timeout`) are left to the prose.
+func TestConfigurationDocShowsTheDefaults(t *testing.T) {
+	const doc = "docs/configuration.md"
+	text, err := os.ReadFile("../../" + doc)
+	if err != nil {
+		t.Fatalf("%s, the configuration reference: %v", doc, err)
+	}
+	const list = "[[list]]\nzone = \"bl.example\"\n"
+	configWith := func(table, line string) string {
+		switch table {
+		case "":
+			return line + "\n" + list
+		case "list":
+			return list + line + "\n"
+		default:
+			return "[" + table + "]\n" + line + "\n" + list
+		}
+	}
+	checked := 0
+	table := ""
+	for _, line := range strings.Split(string(text), "\n") {
+		if heading, ok := strings.CutPrefix(line, "## "); ok {
+			table = ""
+			if span, ok := leadingCodeSpan(heading); ok {
+				table = strings.Trim(span, "[]")
+			}
+			continue
+		}
+		cells := tableCells(line)
+		if len(cells) < 3 {
+			continue
+		}
+		key, isKey := leadingCodeSpan(cells[0])
+		def, isValue := leadingCodeSpan(cells[2])
+		if !isKey || !isValue {
+			continue
+		}
+		var probe map[string]any
+		if _, err := toml.Decode("x = "+def, &probe); err != nil {
+			continue // a description in code font, not a value
+		}
+		name := key
+		if table != "" {
+			name = table + "." + key
+		}
+		want := mustParse(t, configWith(table, ""))
+		got, err := parseConfig([]byte(configWith(table, key+" = "+def)), testParseEnv())
+		if err != nil {
+			t.Errorf("%s: %s = %s, the documented default, is refused: %v", doc, name, def, err)
+			continue
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: %s = %s, the documented default, is not what leaving it out gives:\n got %+v\nwant %+v", doc, name, def, got, want)
+		}
+		checked++
+	}
+	if checked < 30 {
+		t.Fatalf("%s: only %d documented defaults checked", doc, checked)
+	}
+}
+
+// tableCells splits a markdown table row into its trimmed cells, keeping
+// escaped pipes (\|) inside a cell; nil when line is not a row.
+func tableCells(line string) []string {
+	line = strings.TrimSpace(line)
+	if !strings.HasPrefix(line, "|") || !strings.HasSuffix(line, "|") || len(line) < 2 {
+		return nil
+	}
+	line = strings.ReplaceAll(line[1:len(line)-1], `\|`, "\x00")
+	var cells []string
+	for _, c := range strings.Split(line, "|") {
+		cells = append(cells, strings.TrimSpace(strings.ReplaceAll(c, "\x00", "|")))
+	}
+	return cells
+}
+
+// leadingCodeSpan returns the text of the code span s starts with.
+func leadingCodeSpan(s string) (string, bool) {
+	rest, ok := strings.CutPrefix(s, "`")
+	if !ok {
+		return "", false
+	}
+	span, _, ok := strings.Cut(rest, "`")
+	return span, ok
 }

@@ -41,9 +41,11 @@ type daemon struct {
 	cache  *rbl.Cache
 	server *milter.Server
 	ready  atomic.Bool
-	// engineMetrics and monitor hear from every Checker, across reloads.
+	// engineMetrics, monitor and budget hear from every Checker, across
+	// reloads: the budget's counts survive SIGHUP.
 	engineMetrics *rbl.Metrics
 	monitor       *rbl.Monitor
+	budget        *rbl.Budget
 
 	reloadOK   prometheus.Gauge
 	reloadTime prometheus.Gauge
@@ -114,6 +116,7 @@ func (d *daemon) serve(ctx context.Context) error {
 	d.server, err = milter.NewServer(cfg.Policy, milter.Engine(checker), milter.ServerOptions{
 		Logger:     d.logger,
 		Registerer: d.registry,
+		NoQuickACK: d.env.noQuickACK,
 	})
 	if err != nil {
 		return err
@@ -293,6 +296,7 @@ func (d *daemon) newChecker(cfg *daemonConfig) (*rbl.Checker, error) {
 		Logger:   d.logger,
 		Observer: d.engineMetrics,
 		Health:   d.monitor,
+		Budget:   d.budget,
 	})
 }
 

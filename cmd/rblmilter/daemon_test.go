@@ -15,6 +15,7 @@ import (
 
 	gomilter "github.com/emersion/go-milter"
 
+	"github.com/rblmilter/rblmilter/internal/testutil"
 	"github.com/rblmilter/rblmilter/rbl/rbltest"
 )
 
@@ -113,16 +114,16 @@ func TestDaemonReloadAndShutdownInProcess(t *testing.T) {
 	d.log.wait(t, "msg=decision", "ip=192.0.2.1", "decision=reject")
 
 	metrics := "http://" + d.log.addr(t, "metrics listening")
-	if code, body := httpGet(t, metrics+"/healthz"); code != 200 || body != "ok\n" {
+	if code, body := testutil.Get(t, nil, metrics+"/healthz"); code != 200 || body != "ok\n" {
 		t.Errorf("/healthz: %d %q", code, body)
 	}
-	if code, body := httpGet(t, metrics+"/readyz"); code != 200 {
+	if code, body := testutil.Get(t, nil, metrics+"/readyz"); code != 200 {
 		t.Errorf("/readyz: %d %q", code, body)
 	}
-	if code, _ := httpGet(t, metrics+"/debug/pprof/"); code != 404 {
+	if code, _ := testutil.Get(t, nil, metrics+"/debug/pprof/"); code != 404 {
 		t.Errorf("/debug/pprof/ answers %d while pprof is off", code)
 	}
-	_, body := httpGet(t, metrics+"/metrics")
+	_, body := testutil.Get(t, nil, metrics+"/metrics")
 	for _, want := range []string{
 		"rblmilter_config_last_reload_successful 1",
 		`rblmilter_build_info{version="dev"} 1`,
@@ -156,7 +157,7 @@ func TestDaemonReloadAndShutdownInProcess(t *testing.T) {
 	if act := connectAs(t, "unix", sock, "192.0.2.1"); act.Code != gomilter.ActAccept {
 		t.Fatalf("after a failed reload, threshold 2 must still hold: %+v", act)
 	}
-	if _, body := httpGet(t, metrics+"/metrics"); !strings.Contains(body, "rblmilter_config_last_reload_successful 0") {
+	if _, body := testutil.Get(t, nil, metrics+"/metrics"); !strings.Contains(body, "rblmilter_config_last_reload_successful 0") {
 		t.Error("failed reload not visible in rblmilter_config_last_reload_successful")
 	}
 

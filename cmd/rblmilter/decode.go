@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -107,6 +108,10 @@ func asInt(v any) (int, error) {
 	case int64:
 		return int(n), nil
 	case float64:
+		if n == math.Trunc(n) {
+			// 3e5 or 300000.0: TOML makes a float of them.
+			return 0, fmt.Errorf("%s must be written as a whole number, without a decimal point or exponent", show(v))
+		}
 		return 0, fmt.Errorf("%s is not a whole number", show(v))
 	default:
 		return 0, fmt.Errorf("%s is not a number", show(v))

@@ -15,6 +15,7 @@ import (
 	gomilter "github.com/emersion/go-milter"
 	"github.com/miekg/dns"
 
+	"github.com/rblmilter/rblmilter/internal/testutil"
 	"github.com/rblmilter/rblmilter/rbl/rbltest"
 )
 
@@ -144,7 +145,7 @@ func TestDaemonUnderDNSFaults(t *testing.T) {
 	for outcome, n := range want {
 		series := fmt.Sprintf(`rblmilter_lookups_total{check="ip",list=%q,outcome=%q}`, testZone, outcome)
 		for {
-			_, page := httpGet(t, metrics+"/metrics")
+			_, page := testutil.Get(t, nil, metrics+"/metrics")
 			got := metricValue(page, series)
 			if got == n {
 				break
@@ -155,7 +156,7 @@ func TestDaemonUnderDNSFaults(t *testing.T) {
 			time.Sleep(10 * time.Millisecond) // polling a counter
 		}
 	}
-	if code, body := httpGet(t, metrics+"/readyz"); code != 200 {
+	if code, body := testutil.Get(t, nil, metrics+"/readyz"); code != 200 {
 		t.Errorf("/readyz after the faults: %d %s", code, body)
 	}
 	d.list("192.0.2.200")

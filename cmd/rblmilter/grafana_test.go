@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rblmilter/rblmilter/internal/testutil"
 	"github.com/rblmilter/rblmilter/rbl"
 	"github.com/rblmilter/rblmilter/rbl/rbltest"
 )
@@ -174,7 +175,7 @@ listen = "127.0.0.1:0"
 	var body string
 	deadline := time.Now().Add(waitTimeout)
 	for {
-		_, body = httpGet(t, metrics+"/metrics")
+		_, body = testutil.Get(t, nil, metrics+"/metrics")
 		if strings.Contains(body, "rblmilter_health_probes_total{") && strings.Contains(body, "rblmilter_list_health_transitions_total{") {
 			break
 		}

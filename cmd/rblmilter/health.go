@@ -9,36 +9,44 @@ import (
 	"github.com/rblmilter/rblmilter/rbl"
 )
 
-// startEngineObservers creates the engine's metrics and the list health
-// monitor. Both live as long as the process: every Checker, before and
-// after a reload, reports to them.
+// startEngineObservers creates the engine's metrics, the list health
+// monitor and the query budget. They live as long as the process: every
+// Checker, before and after a reload, reports to them.
 func (d *daemon) startEngineObservers() error {
 	metrics, err := rbl.NewMetrics(d.registry, d.cache)
 	if err != nil {
 		return err
 	}
-	monitor, err := rbl.NewMonitor(rbl.MonitorOptions{Logger: d.logger, Registerer: d.registry})
+	budget, err := rbl.NewBudget(rbl.BudgetOptions{Logger: d.logger, Registerer: d.registry})
 	if err != nil {
 		return err
 	}
-	d.engineMetrics, d.monitor = metrics, monitor
+	monitor, err := rbl.NewMonitor(rbl.MonitorOptions{Logger: d.logger, Registerer: d.registry, Budget: budget})
+	if err != nil {
+		return err
+	}
+	d.engineMetrics, d.monitor, d.budget = metrics, monitor, budget
 	return nil
 }
 
-// configureHealth points the monitor at checker's lists and warns about a
-// public resolver asked for Spamhaus's public mirrors. The monitor gets
-// its own resolver for the same servers, so the probes travel the path
-// the lookups do.
+// configureHealth points the monitor and the budget at checker's lists
+// and warns about a public resolver asked for Spamhaus's public mirrors.
+// The monitor gets its own resolver for the same servers, so the probes
+// travel the path the lookups do.
 func (d *daemon) configureHealth(cfg *daemonConfig, checker *rbl.Checker) {
 	lists := checker.Config().Lists
 	rbl.WarnPublicResolvers(d.logger, cfg.Resolvers, lists)
-	resolver, err := rbl.NewResolver(rbl.ResolverConfig{Servers: cfg.Resolvers})
+	err := d.budget.Configure(lists)
+	var resolver rbl.Resolver
+	if err == nil {
+		resolver, err = rbl.NewResolver(rbl.ResolverConfig{Servers: cfg.Resolvers})
+	}
 	if err == nil {
 		err = d.monitor.Configure(rbl.MonitorConfig{Resolver: resolver, Lists: lists, Interval: cfg.HealthInterval})
 	}
 	if err != nil {
-		// newChecker accepted the same servers, so this cannot happen;
-		// the old lists stay monitored if it does.
+		// newChecker accepted the same servers and lists, so this
+		// cannot happen; the old lists stay monitored if it does.
 		d.logger.Error("list health monitor not updated", "error", err)
 	}
 }
@@ -61,48 +69,53 @@ func (d *daemon) runHealth(ctx context.Context) (stop func()) {
 // listHealth is the monitor's view, for /readyz.
 func (d *daemon) listHealth() []rbl.ListHealth { return d.monitor.Status() }
 
-// writeListHealth writes one line per list: its name, health state and,
-// when it is not healthy, why and the answer seen.
+// writeListHealth writes healthLine for each list.
 func writeListHealth(w io.Writer, lists []rbl.ListHealth) {
 	for _, h := range lists {
-		line := fmt.Sprintf("list %q: %s", h.Name, h.State)
-		if h.Reason != "" {
-			line += fmt.Sprintf(" (%s; answer: %s)", h.Reason, h.Answer)
-		}
-		if h.State == rbl.HealthUnhealthy {
-			line += ", not counted"
-		}
-		fmt.Fprintln(w, strings.ReplaceAll(line, "\n", " "))
+		fmt.Fprintln(w, healthLine(h))
 	}
 }
 
-// probeOnce runs one health probe round over checker's lists before
-// `rblmilter check` looks anything up, so that the check counts the lists
-// the daemon would, and returns each list's health in configuration order.
-func probeOnce(ctx context.Context, monitor *rbl.Monitor, resolver rbl.Resolver, checker *rbl.Checker) []rbl.ListHealth {
-	if err := monitor.Configure(rbl.MonitorConfig{Resolver: resolver, Lists: checker.Config().Lists}); err != nil {
-		return nil
+// healthLine is one list's health in one line, as /readyz and `check`
+// show it: its state, why it is not healthy and the answer that showed
+// it, whether it is counted, the last probe round's evidence, and its
+// queries in the last 24 hours against its daily_queries.
+func healthLine(h rbl.ListHealth) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "list %q: %s", h.Name, h.State)
+	if h.Reason != "" {
+		fmt.Fprintf(&b, " (%s; answer: %s)", h.Reason, h.Answer)
 	}
-	monitor.Probe(ctx)
-	return monitor.Status()
+	if !h.State.Counted() {
+		b.WriteString(", not counted")
+	}
+	switch {
+	case h.State == rbl.HealthUnmonitored:
+		b.WriteString("; not probed (monitor = false)")
+	case h.Evidence == "":
+		b.WriteString("; not probed yet")
+	default:
+		fmt.Fprintf(&b, "; probe rounds: %d, last: %s", h.Rounds, h.Evidence)
+	}
+	b.WriteString("; " + budgetText(h))
+	return strings.ReplaceAll(b.String(), "\n", " ")
 }
 
-// addHealth fills in each list's health; health is in configuration
-// order, as r.Lists is.
-func addHealth(r *checkReport, health []rbl.ListHealth) {
-	if len(health) != len(r.Lists) {
-		// An address decided by the policy's networks has no lists.
-		return
-	}
-	for i := range r.Lists {
-		h := health[i]
-		l := &r.Lists[i]
-		l.Health = h.State.String()
-		switch {
-		case h.State == rbl.HealthUnmonitored:
-			l.HealthReason = "not probed (monitor = false)"
-		case h.Reason != "":
-			l.HealthReason = h.Reason + "; answer: " + h.Answer
+// budgetText says how much of its daily query budget a list has used.
+func budgetText(h rbl.ListHealth) string {
+	if h.DailyQueries == 0 {
+		noun := "queries"
+		if h.Queries == 1 {
+			noun = "query"
 		}
+		return fmt.Sprintf("%d %s in 24h (no daily_queries limit)", h.Queries, noun)
 	}
+	s := fmt.Sprintf("%d of daily_queries %d in 24h (%d%%)", h.Queries, h.DailyQueries, h.Queries*100/h.DailyQueries)
+	switch {
+	case h.Queries >= h.DailyQueries:
+		s += ", at the limit: not asked until older queries leave the 24h window (clients are not refused for it)"
+	case h.Queries*100 >= h.DailyQueries*rbl.BudgetWarnPercent:
+		s += ", near the limit"
+	}
+	return s
 }

@@ -13,6 +13,7 @@ import (
 	gomilter "github.com/emersion/go-milter"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rblmilter/rblmilter/internal/testutil"
 	"github.com/rblmilter/rblmilter/rbl"
 	"github.com/rblmilter/rblmilter/rbl/rbltest"
 )
@@ -70,7 +71,7 @@ func TestCheckShowsListHealth(t *testing.T) {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
 	lines := strings.Split(out, "\n")
-	if len(lines) < 5 || !containsAll(lines[1], []string{"LIST", "HEALTH", "OUTCOME"}) {
+	if len(lines) < 5 || !testutil.ContainsAll(lines[1], []string{"LIST", "HEALTH", "OUTCOME"}...) {
 		t.Fatalf("no HEALTH column:\n%s", out)
 	}
 	for _, want := range [][]string{
@@ -80,7 +81,7 @@ func TestCheckShowsListHealth(t *testing.T) {
 	} {
 		found := false
 		for _, l := range lines {
-			found = found || strings.HasPrefix(strings.TrimSpace(l), want[0]) && containsAll(l, want)
+			found = found || strings.HasPrefix(strings.TrimSpace(l), want[0]) && testutil.ContainsAll(l, want...)
 		}
 		if !found {
 			t.Errorf("no line with %q:\n%s", want, out)
@@ -117,7 +118,7 @@ func TestDaemonListHealth(t *testing.T) {
 	metrics := "http://" + dm.log.addr(t, "metrics listening")
 
 	readyz := func() string {
-		code, body := httpGet(t, metrics+"/readyz")
+		code, body := testutil.Get(t, nil, metrics+"/readyz")
 		if code != 200 {
 			t.Fatalf("/readyz: %d %q", code, body)
 		}
@@ -128,7 +129,7 @@ func TestDaemonListHealth(t *testing.T) {
 		deadline := time.Now().Add(waitTimeout)
 		for {
 			body := readyz()
-			if containsAll(body, parts) {
+			if testutil.ContainsAll(body, parts...) {
 				return body
 			}
 			if time.Now().After(deadline) {
@@ -156,7 +157,7 @@ func TestDaemonListHealth(t *testing.T) {
 	if act := connectAs(t, "unix", sock, "192.0.2.1"); !isReject(act) {
 		t.Errorf("client listed by the healthy list: %+v", act)
 	}
-	_, scrape := httpGet(t, metrics+"/metrics")
+	_, scrape := testutil.Get(t, nil, metrics+"/metrics")
 	for _, want := range []string{
 		`rblmilter_list_health_state{list="sick.test",state="unhealthy"} 1`,
 		`rblmilter_list_health_state{list="bl.test",state="healthy"} 1`,
@@ -212,5 +213,56 @@ sites = ["zen.spamhaus.org=127.0.0.[2..11]"]
 	}
 	if st := d.listHealth(); len(st) != 1 || st[0].Name != "zen.spamhaus.org" || st[0].State != rbl.HealthUnknown {
 		t.Errorf("monitor not configured: %+v", st)
+	}
+}
+
+func TestCheckShowsHealthEvidenceAndBudget(t *testing.T) {
+	d := newDNSBL(t, "192.0.2.1")
+	serveTestEntries(d.Server, "bl.test")
+	// A lab setup: sick.test lists the documentation ranges whole.
+	serveTestEntries(d.Server, "sick.test")
+	d.SetTree("2.0.192.sick.test", rbltest.A("127.0.0.2"))
+	d.SetTree("100.51.198.sick.test", rbltest.A("127.0.0.2"))
+	d.SetTree("113.0.203.sick.test", rbltest.A("127.0.0.2"))
+	cfg := healthConfig(t, d, "inet:127.0.0.1:8890", "")
+	text, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limited := strings.Replace(string(text), "zone = \"bl.test\"\n", "zone = \"bl.test\"\ndaily_queries = 1000\n", 1)
+	if err := os.WriteFile(cfg, []byte(limited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, "check", "-config", cfg, "192.0.2.1")
+	if code != 1 {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	block := out[strings.Index(out, "\nList health"):]
+	for _, want := range [][]string{
+		{`list "bl.test": healthy; probe rounds: 1, last: 127.0.0.2 listed, 127.0.0.1 not listed, ::ffff:127.0.0.2 listed, ::ffff:127.0.0.1 not listed; canaries: 0 of 15 listed;`, "of daily_queries 1000 in 24h"},
+		{`list "sick.test": degraded (3 of 15 canaries listed: 192.0.2.`, "TEST-NET-1, RFC 5737", "normal for a bogon list or a lab list", "so still counted", "canaries: 3 of 15 listed (", "queries in 24h (no daily_queries limit)"},
+		{`list "quiet.test": unmonitored; not probed (monitor = false); 1 query in 24h (no daily_queries limit)`},
+	} {
+		found := false
+		for line := range strings.SplitSeq(block, "\n") {
+			found = found || testutil.ContainsAll(line, want...)
+		}
+		if !found {
+			t.Errorf("no line with %q:\n%s", want, block)
+		}
+	}
+	// bl.test: one probe round, then the client's A and TXT queries.
+	probes := d.TotalQueries()
+	code, out, errOut = runCLI(t, "check", "-config", cfg, "-json", "192.0.2.1")
+	var reports []checkReport
+	if err := json.Unmarshal([]byte(out), &reports); code != 1 || err != nil || len(reports) != 1 {
+		t.Fatalf("exit %d, %v\n%s%s", code, err, out, errOut)
+	}
+	bl := reports[0].Lists[0]
+	if bl.Name != "bl.test" || bl.DailyQueries != 1000 || bl.Queries < 15 || bl.Queries > probes || !strings.Contains(bl.HealthEvidence, "canaries: 0 of 15 listed") {
+		t.Errorf("bl.test in -json: %+v", bl)
+	}
+	if sick := reports[0].Lists[1]; sick.Health != "degraded" || !strings.Contains(sick.HealthReason, "still counted") || sick.Outcome != "listed" || sick.Weight != 1 {
+		t.Errorf("sick.test in -json (degraded, so it counts): %+v", sick)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -21,6 +20,7 @@ import (
 
 	gomilter "github.com/emersion/go-milter"
 
+	"github.com/rblmilter/rblmilter/internal/testutil"
 	"github.com/rblmilter/rblmilter/rbl"
 	"github.com/rblmilter/rblmilter/rbl/rbltest"
 )
@@ -59,7 +59,7 @@ func rblmilterBinary(t *testing.T) string {
 			return
 		}
 		binary = filepath.Join(buildDir, "rblmilter")
-		args := []string{"build", "-o", binary, "-ldflags", "-X main.version=v0.0.0-test"}
+		args := []string{"build", "-o", binary, "-ldflags", "-X main.version=v0.0.0-test -X main.revision=0123456789ab-dirty"}
 		if raceEnabled {
 			args = append(args, "-race")
 		}
@@ -114,20 +114,11 @@ func (w *logWatch) count(parts ...string) int {
 	defer w.mu.Unlock()
 	n := 0
 	for _, l := range w.lines {
-		if containsAll(l, parts) {
+		if testutil.ContainsAll(l, parts...) {
 			n++
 		}
 	}
 	return n
-}
-
-func containsAll(s string, parts []string) bool {
-	for _, p := range parts {
-		if !strings.Contains(s, p) {
-			return false
-		}
-	}
-	return true
 }
 
 // wait blocks until the n-th line containing every one of parts has been
@@ -140,7 +131,7 @@ func (w *logWatch) waitN(t *testing.T, n int, parts ...string) string {
 		w.mu.Lock()
 		seen := 0
 		for _, l := range w.lines {
-			if containsAll(l, parts) {
+			if testutil.ContainsAll(l, parts...) {
 				seen++
 				if seen == n {
 					w.mu.Unlock()
@@ -254,20 +245,6 @@ func tryConnect(network, addr, ip string) (*gomilter.Action, error) {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
-
-func httpGet(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(body)
-}
 
 // waitRefused dials until the daemon stops accepting: it is a deadline
 // poll, each attempt closing its connection at once so that it is not an

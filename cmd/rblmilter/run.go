@@ -13,12 +13,20 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
-
-	"github.com/rblmilter/rblmilter/rbl"
 )
 
-// version is set at build time with -ldflags "-X main.version=v1.2.3".
-var version = "dev"
+// version and revision are stamped at build time by scripts/release.sh:
+//
+//	-ldflags "-X main.version=v1.2.3 -X main.revision=0123456789ab"
+//
+// revision is the commit, with "-dirty" when the tree had changes. It is set
+// explicitly because Go records no VCS information for builds in a git
+// worktree, and release builds turn that recording off so that a worktree
+// and a clone of one commit build the same bytes.
+var (
+	version  = "dev"
+	revision = ""
+)
 
 // Exit codes.
 const (
@@ -49,7 +57,20 @@ type environment struct {
 	// the JSON or text log. Nil in in-process tests, which share one
 	// process.
 	adoptLogger func(*slog.Logger)
+	// noQuickACK turns off the milter's TCP_QUICKACK re-arm
+	// (milter.ServerOptions.NoQuickACK); see noQuickACKEnv.
+	noQuickACK bool
 }
+
+// noQuickACKEnv names the environment variable that, set to any value,
+// stops the TCP_QUICKACK re-arm. It exists for the integration test that
+// runs the real binary to show the Sendmail stall coming back without it
+// (integration/sendmail_latency_test.go); never set it in production. It
+// is an environment variable rather than a flag because flag.PrintDefaults
+// would list a flag in -help, among the settings admins are meant to use,
+// and make it part of the command line's contract; the library itself
+// only takes the option.
+const noQuickACKEnv = "RBLMILTER_TEST_NO_QUICKACK"
 
 func systemEnvironment() environment {
 	return environment{
@@ -66,6 +87,7 @@ func systemEnvironment() environment {
 		lookupGroup: lookupGroup,
 		identity:    systemIdentity{},
 		adoptLogger: slog.SetDefault,
+		noQuickACK:  os.Getenv(noQuickACKEnv) != "",
 	}
 }
 
@@ -164,47 +186,46 @@ func printConfigError(w io.Writer, path, defaultPath string, err error) {
 	fmt.Fprintf(w, "rblmilter: %v\n", err)
 }
 
-// validateEngine lets package rbl check the lists the way NewChecker does
-// at start. The resolver refuses every query: nothing leaves the machine.
-func validateEngine(cfg *daemonConfig) error {
-	c, err := rbl.NewChecker(cfg.Engine, rbl.Options{
-		Resolver: refusingResolver{},
-		Logger:   slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		return err
-	}
-	c.Close()
-	return nil
-}
-
 // versionString is the -version output: the release set at build time (or
-// the module version of `go install ...@vX`), the VCS revision when the
-// build recorded one, and the Go version.
+// the module version of `go install ...@vX`), the revision stamped at build
+// time or else the VCS revision Go recorded, and the Go version.
 func versionString() string {
 	v := version
 	var vcs []string
+	if revision != "" {
+		vcs = append(vcs, revision)
+	}
 	if info, ok := debug.ReadBuildInfo(); ok {
 		if v == "dev" && info.Main.Version != "" && info.Main.Version != "(devel)" {
 			v = info.Main.Version
 		}
-		settings := map[string]string{}
-		for _, s := range info.Settings {
-			settings[s.Key] = s.Value
-		}
-		if rev := settings["vcs.revision"]; rev != "" {
-			if len(rev) > 12 {
-				rev = rev[:12]
-			}
-			if settings["vcs.modified"] == "true" {
-				rev += "-dirty"
-			}
-			vcs = append(vcs, rev)
-		}
-		if t := settings["vcs.time"]; t != "" {
-			vcs = append(vcs, t)
+		if revision == "" {
+			vcs = append(vcs, recordedRevision(info)...)
 		}
 	}
 	vcs = append(vcs, runtime.Version())
 	return fmt.Sprintf("rblmilter %s (%s)", v, strings.Join(vcs, ", "))
+}
+
+// recordedRevision is the commit and commit time Go's VCS stamping
+// recorded, when it did.
+func recordedRevision(info *debug.BuildInfo) []string {
+	settings := map[string]string{}
+	for _, s := range info.Settings {
+		settings[s.Key] = s.Value
+	}
+	var out []string
+	if rev := settings["vcs.revision"]; rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		if settings["vcs.modified"] == "true" {
+			rev += "-dirty"
+		}
+		out = append(out, rev)
+	}
+	if t := settings["vcs.time"]; t != "" {
+		out = append(out, t)
+	}
+	return out
 }

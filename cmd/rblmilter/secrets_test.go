@@ -10,6 +10,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/rblmilter/rblmilter/internal/testutil"
 	"github.com/rblmilter/rblmilter/rbl"
 	"github.com/rblmilter/rblmilter/rbl/rbltest"
 )
@@ -109,7 +110,7 @@ pprof = true
 
 	metrics := "http://" + daemon.log.addr(t, "metrics listening")
 	for _, path := range []string{"/metrics", "/readyz", "/healthz", "/debug/pprof/cmdline", "/debug/pprof/goroutine?debug=2"} {
-		_, body := httpGet(t, metrics+path)
+		_, body := testutil.Get(t, nil, metrics+path)
 		noKey(t, path, body)
 	}
 

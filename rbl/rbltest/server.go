@@ -31,8 +31,10 @@ type Server struct {
 	udp, tcp *dns.Server
 	done     chan struct{}
 
-	mu          sync.Mutex
-	rules       map[string]*rule
+	mu    sync.Mutex
+	rules map[string]*rule
+	// trees answer a name and every name below it (SetTree).
+	trees       map[string]*rule
 	def         rule
 	queries     map[string]int
 	tcpQueries  map[string]int
@@ -151,6 +153,7 @@ func NewServer(t testing.TB) *Server {
 		t:          t,
 		done:       make(chan struct{}),
 		rules:      make(map[string]*rule),
+		trees:      make(map[string]*rule),
 		def:        defaultRule(),
 		queries:    make(map[string]int),
 		tcpQueries: make(map[string]int),
@@ -251,28 +254,61 @@ func canonical(name string) string {
 // case), replacing earlier ones. Without A records the name does not exist
 // (NXDOMAIN) unless Rcode says otherwise.
 func (s *Server) Set(name string, opts ...Option) {
-	r := defaultRule()
-	for _, o := range opts {
-		o(&r)
-	}
+	r := ruleOf(opts)
 	s.mu.Lock()
 	s.rules[canonical(name)] = &r
 	s.mu.Unlock()
 }
 
-// Delete forgets name: it answers like any unknown name again.
-func (s *Server) Delete(name string) {
-	s.mu.Lock()
-	delete(s.rules, canonical(name))
-	s.mu.Unlock()
-}
-
-// SetDefault shapes the answer for names not Set (NXDOMAIN by default).
-func (s *Server) SetDefault(opts ...Option) {
+// ruleOf is the default rule shaped by opts.
+func ruleOf(opts []Option) rule {
 	r := defaultRule()
 	for _, o := range opts {
 		o(&r)
 	}
+	return r
+}
+
+// SetTree defines the answers for name and every name below it, as a
+// listing of a whole network does: SetTree("2.0.192.bl.test", ...) lists
+// 192.0.2.0/24 in bl.test. Names Set exactly win; among trees, the
+// deepest one holding the name.
+func (s *Server) SetTree(name string, opts ...Option) {
+	r := ruleOf(opts)
+	s.mu.Lock()
+	s.trees[canonical(name)] = &r
+	s.mu.Unlock()
+}
+
+// Delete forgets name, exact or tree: it answers like any unknown name
+// again.
+func (s *Server) Delete(name string) {
+	s.mu.Lock()
+	delete(s.rules, canonical(name))
+	delete(s.trees, canonical(name))
+	s.mu.Unlock()
+}
+
+// lookup returns the rule for name; s.mu must be held.
+func (s *Server) lookup(name string) rule {
+	if p, ok := s.rules[name]; ok {
+		return *p
+	}
+	for n := name; ; {
+		if p, ok := s.trees[n]; ok {
+			return *p
+		}
+		i := strings.IndexByte(n, '.')
+		if i < 0 {
+			return s.def
+		}
+		n = n[i+1:]
+	}
+}
+
+// SetDefault shapes the answer for names not Set (NXDOMAIN by default).
+func (s *Server) SetDefault(opts ...Option) {
+	r := ruleOf(opts)
 	s.mu.Lock()
 	s.def = r
 	s.mu.Unlock()
@@ -366,10 +402,7 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 	_, isTCP := w.RemoteAddr().(*net.TCPAddr)
 
 	s.mu.Lock()
-	r := s.def
-	if p, ok := s.rules[name]; ok {
-		r = *p
-	}
+	r := s.lookup(name)
 	s.queries[name]++
 	if len(r.alternate) > 0 && s.queries[name]%2 == 1 {
 		for _, o := range r.alternate {

@@ -81,3 +81,33 @@ func TestServer(t *testing.T) {
 		t.Errorf("total %d", srv.TotalQueries())
 	}
 }
+
+func TestServerTrees(t *testing.T) {
+	srv := rbltest.NewServer(t)
+	srv.SetTree("2.0.192.bl.test", rbltest.A("127.0.0.2"))
+	srv.SetTree("0.2.0.192.bl.test", rbltest.A("127.0.0.3"))
+	srv.Set("9.2.0.192.bl.test")
+	codes := func(name string) string {
+		r := ask(t, srv, "udp", name, dns.TypeA)
+		if len(r.Answer) == 0 {
+			return dns.RcodeToString[r.Rcode]
+		}
+		return r.Answer[0].(*dns.A).A.String()
+	}
+	for name, want := range map[string]string{
+		"7.2.0.192.bl.test":   "127.0.0.2", // in the /24
+		"2.0.192.bl.test":     "127.0.0.2", // the tree's own name
+		"7.0.2.0.192.bl.test": "127.0.0.3", // the deeper tree wins
+		"9.2.0.192.bl.test":   "NXDOMAIN",  // an exact name wins
+		"7.3.0.192.bl.test":   "NXDOMAIN",  // outside
+		"x2.0.192.bl.test":    "NXDOMAIN",  // not on a label boundary
+	} {
+		if got := codes(name); got != want {
+			t.Errorf("%s: %s, want %s", name, got, want)
+		}
+	}
+	srv.Delete("2.0.192.bl.test")
+	if got := codes("7.2.0.192.bl.test"); got != "NXDOMAIN" {
+		t.Errorf("deleted tree: %s", got)
+	}
+}
