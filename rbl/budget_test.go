@@ -100,7 +100,7 @@ func TestBudgetStopsAskingAtTheLimitAndFailsOpen(t *testing.T) {
 	}
 	mustMetric(t, e.reg, 10, "rblmilter_list_daily_queries", "list", "bl.test")
 	mustMetric(t, e.reg, 10, "rblmilter_list_daily_queries_limit", "list", "bl.test")
-	mustMetric(t, e.reg, 3, "rblmilter_lookups_total", "list", "bl.test", "outcome", "over_budget")
+	mustMetric(t, e.reg, 3, "rblmilter_lookups_total", "list", "bl.test", "check", "ip", "outcome", "over_budget")
 
 	// A day later the window is empty again.
 	e.clock.Advance(rbl.BudgetWindow + time.Minute)

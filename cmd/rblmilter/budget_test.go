@@ -140,7 +140,7 @@ func TestDaemonDailyQueries(t *testing.T) {
 	for series, want := range map[string]int{
 		`rblmilter_list_daily_queries{list="bl.test"}`:                               limit,
 		`rblmilter_list_daily_queries_limit{list="bl.test"}`:                         limit,
-		`rblmilter_lookups_total{list="bl.test",outcome="over_budget"}`:              3,
+		`rblmilter_lookups_total{check="ip",list="bl.test",outcome="over_budget"}`:   3,
 		`rblmilter_decisions_total{action="reject",result="accept",stage="connect"}`: client + 1,
 	} {
 		if got := scrapeSum(t, metrics, series+" "); got != want {
