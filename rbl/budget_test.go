@@ -1,6 +1,7 @@
 package rbl_test
 
 import (
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -110,6 +111,50 @@ func TestBudgetStopsAskingAtTheLimitAndFailsOpen(t *testing.T) {
 	mustMetric(t, e.reg, 1, "rblmilter_list_daily_queries", "list", "bl.test")
 	if n := e.logs.Count("level=WARN", "below 80% of its daily query budget again", "list=bl.test"); n != 1 {
 		t.Errorf("%d recovery lines, want 1:\n%s", n, e.logs)
+	}
+}
+
+// A domain list's name queries count against its daily_queries like an IP
+// list's, and a name not sent for the budget counts as not asked: the
+// client is not refused, nor tempfailed by on_error = "tempfail".
+func TestBudgetCountsDomainListNamesAndFailsOpen(t *testing.T) {
+	l := rbl.List{Zone: "dbl.test", Type: rbl.DomainList, Checks: rbl.Checks(rbl.CheckHelo), Weight: 3,
+		OnError: rbl.FailTempfail, DailyQueries: 5}
+	e := newBudgetEnv(t, []rbl.List{l})
+	// Every name is listed: a list asked would refuse every client.
+	e.srv.SetDefault(rbltest.A("127.0.1.2"))
+	helo := func(name string) rbl.Verdict {
+		t.Helper()
+		s := e.c.Start(cleanClient)
+		if err := s.Ask(rbl.CheckHelo, name); err != nil {
+			t.Fatal(err)
+		}
+		return settle(t, s)
+	}
+	for i := 1; i <= 4; i++ {
+		// One name each: h1.example is its own registered domain.
+		if v := helo(fmt.Sprintf("h%d.example", i)); v.Decision != rbl.Reject {
+			t.Fatalf("name %d: %s %v", i, v.Decision, outcomes(v))
+		}
+	}
+	// Two names, one query left: the one asked is listed.
+	if v := helo("mail.h5.example"); v.Decision != rbl.Reject || v.Results[0].Outcome != rbl.Listed {
+		t.Fatalf("a name and its registered domain with one query left: %s %v", v.Decision, outcomes(v))
+	}
+	v := helo("h6.example")
+	r := v.Results[0]
+	if v.Decision != rbl.Accept || r.Outcome != rbl.OverBudget || r.Weight != 0 || r.Check != rbl.CheckHelo || r.Name != "h6.example" {
+		t.Fatalf("over budget: %s, result %+v; want accept, over_budget for helo=h6.example", v.Decision, r)
+	}
+	if n := e.srv.TotalQueries(); n != 5 {
+		t.Errorf("%d queries sent, want the limit 5", n)
+	}
+	mustMetric(t, e.reg, 5, "rblmilter_list_daily_queries", "list", "dbl.test")
+	mustMetric(t, e.reg, 2, "rblmilter_lookups_total", "list", "dbl.test", "check", "helo", "outcome", "over_budget")
+
+	e.clock.Advance(rbl.BudgetWindow + time.Minute)
+	if v := helo("h7.example"); v.Decision != rbl.Reject {
+		t.Errorf("after the window: %s %v", v.Decision, outcomes(v))
 	}
 }
 

@@ -330,7 +330,11 @@ type domainState struct {
 	other      Outcome
 	otherCodes codeSet
 	asked      bool
-	// check and name are the first listed name's, else the first asked.
+	// overBudget: a name was not asked, the zone's daily query budget
+	// spent; it counts as not asked (the client is not refused for it).
+	overBudget bool
+	// check and name are the first listed name's, else the first asked,
+	// else the first not asked for the budget.
 	check Check
 	name  string
 	txt   string
@@ -361,6 +365,14 @@ func (s *Session) combine(i int, exclude CheckSet) domainState {
 				continue
 			}
 			lk := &s.lookups[k]
+			if lk.state != lookupPending && lk.a.kind == answerOverBudget {
+				// Not asked: fail open, as for an IP list.
+				if !st.asked && !st.overBudget {
+					st.check, st.name = chk, n
+				}
+				st.overBudget = true
+				continue
+			}
 			if !st.asked {
 				st.asked, st.check, st.name = true, chk, n
 			}
@@ -438,6 +450,8 @@ func (s *Session) domainResult(i int) (Result, bool) {
 		r.Outcome, r.Codes = st.other, st.otherCodes.addrs()
 	case st.asked:
 		r.Outcome = NotListed
+	case st.overBudget:
+		r.Outcome = OverBudget
 	default:
 		r.Outcome = NoName
 	}
