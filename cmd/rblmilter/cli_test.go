@@ -324,12 +324,17 @@ filters = ["127.0.1.[2..99]"]
 	if dbl.Type != "domain" || dbl.Outcome != "listed" || dbl.Weight != 3 || !slices.Equal(got, want) {
 		t.Errorf("DBL report %+v\nlookups %q, want %q", dbl, got, want)
 	}
+	// Probed at its RFC 5782 §5 names, not at IP test points or canaries.
+	if dbl.Health != "healthy" || dbl.HealthEvidence != "test listed, invalid not listed" {
+		t.Errorf("DBL health %q, evidence %q", dbl.Health, dbl.HealthEvidence)
+	}
 	if r.Lists[0].Type != "ip" || r.Lists[0].Lookups != nil {
 		t.Errorf("IP list report %+v", r.Lists[0])
 	}
 
 	code, out, _ = runCLI(t, "check", "-config", path, "-helo", "mx.example.org", "-sender", "user@spammer.example", "192.0.2.1")
-	if code != 1 || !testutil.ContainsAll(out, "192.0.2.1: reject (score 3", "helo=mx.example.org", "helo=example.org", "sender=spammer.example", "listed", "127.0.1.2", "spam domain") {
+	if code != 1 || !testutil.ContainsAll(out, "192.0.2.1: reject (score 3", "helo=mx.example.org", "helo=example.org", "sender=spammer.example", "listed", "127.0.1.2", "spam domain",
+		`list "Test DBL": healthy; probe rounds: 1, last: test listed, invalid not listed; `) {
 		t.Errorf("table: exit %d\n%s", code, out)
 	}
 	code, out, _ = runCLI(t, "check", "-config", path, "-helo", "[192.0.2.1]", "192.0.2.1")
