@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -117,8 +118,21 @@ func ValidatePolicy(p Policy) error {
 	if p.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("timeout: %s is negative", p.Timeout))
 	}
-	if h := p.Header; h != "" && !validHeaderName(h) {
+	switch h := p.Header; {
+	case h != "" && !validHeaderName(h):
 		errs = append(errs, fmt.Errorf("header: %q is not a valid header field name", h))
+	case standardHeader(h):
+		errs = append(errs, fmt.Errorf("header: %q is a header field the message itself uses; rblmilter deletes incoming copies of its header, so it needs a name of its own (like %q)", h, DefaultHeader))
+	}
+	if p.AuthservID != "" {
+		if err := checkAuthservID(p.AuthservID); err != nil {
+			errs = append(errs, fmt.Errorf("authserv_id: %q %w", p.AuthservID, err))
+		}
+	}
+	for i, r := range p.ListReplies {
+		if err := ValidateListReply(r); err != nil {
+			errs = append(errs, fmt.Errorf("list entry %d: %w", i, err))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -132,6 +146,28 @@ func validHeaderName(h string) bool {
 		}
 	}
 	return true
+}
+
+// standardHeader reports whether name is a header field of the message
+// format, MIME, tracing or authentication (RFC 5322, 2045, 8601, 6376,
+// 8617): deleting incoming copies of one would damage the message.
+func standardHeader(name string) bool {
+	for _, prefix := range []string{"Content-", "Resent-", "ARC-"} {
+		if len(name) >= len(prefix) && strings.EqualFold(name[:len(prefix)], prefix) {
+			return true
+		}
+	}
+	for _, h := range []string{
+		"From", "Sender", "Reply-To", "To", "Cc", "Bcc", "Subject", "Date",
+		"Message-ID", "In-Reply-To", "References", "Comments", "Keywords",
+		"Received", "Return-Path", "MIME-Version", "DKIM-Signature",
+		authResultsHeader,
+	} {
+		if strings.EqualFold(name, h) {
+			return true
+		}
+	}
+	return false
 }
 
 func withDefault(s, def string) string {

@@ -49,7 +49,15 @@ var _ gomilter.Milter = (*session)(nil)
 // NeedsTXT reports whether the reply templates show TXT records, so the
 // engine fetches them only then (rbl.Config.FetchTXT).
 func (p Policy) NeedsTXT() bool {
-	return usesTXT(withDefault(p.Reply, DefaultReply)) || usesTXT(p.TempfailReply)
+	if usesTXT(withDefault(p.Reply, DefaultReply)) || usesTXT(p.TempfailReply) {
+		return true
+	}
+	for _, r := range p.ListReplies {
+		if usesTXT(r.Reply) || usesTXT(r.TempfailReply) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *session) Connect(host string, family string, port uint16, addr net.IP, m *gomilter.Modifier) (gomilter.Response, error) {
@@ -159,10 +167,10 @@ func (s *session) respond(o *outcome, final bool) gomilter.Response {
 	case o.refuses():
 		switch p.Action {
 		case ActionReject:
-			return s.reply(p.Reply, o)
+			return s.reply(p.Reply, o, false)
 		case ActionTempfail:
 			// Like Postfix's soft_bounce: the listing reply, as a 4xx.
-			return s.reply(softBounce(p.Reply), o)
+			return s.reply(p.Reply, o, true)
 		case ActionTag:
 			// The header is added at end of message.
 			return gomilter.RespContinue
@@ -171,7 +179,7 @@ func (s *session) respond(o *outcome, final bool) gomilter.Response {
 		// A list with on_error = tempfail failed; tag and log modes
 		// promise never to refuse, so only reject/tempfail honour it.
 		if p.Action == ActionReject || p.Action == ActionTempfail {
-			return s.reply(p.TempfailReply, o)
+			return s.reply(p.TempfailReply, o, false)
 		}
 	}
 	if p.Stage == StageRcpt || !final {
@@ -180,10 +188,18 @@ func (s *session) respond(o *outcome, final bool) gomilter.Response {
 	return gomilter.RespAccept
 }
 
-func (s *session) reply(tmpl string, o *outcome) gomilter.Response {
+// reply renders the refusal: the template of the first counted list
+// entry that has its own, else global; soft turns it into its 4xx form.
+func (s *session) reply(global string, o *outcome, soft bool) gomilter.Response {
+	tmpl := global
 	f := replyFields{ip: s.ip, name: s.ip.String(), list: "local block list"}
 	if o.verdict != nil {
-		f = fieldsFromVerdict(o.verdict)
+		var lead int
+		tmpl, lead = listTemplate(o.verdict, s.gen.policy.ListReplies, global)
+		f = fieldsFromVerdict(o.verdict, lead)
+	}
+	if soft {
+		tmpl = softBounce(tmpl)
 	}
 	return gomilter.NewResponseStr(byte(gomilter.ActReplyCode), renderReply(tmpl, f))
 }
