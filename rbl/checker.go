@@ -158,6 +158,9 @@ func NewChecker(cfg Config, opts Options) (*Checker, error) {
 	if err := CheckAllowlistThreshold(cfg.AllowlistThreshold); err != nil {
 		return nil, fmt.Errorf("rbl: allowlist threshold %w", err)
 	}
+	if cfg.TagThreshold < 0 || cfg.TagThreshold > 0 && cfg.TagThreshold >= cfg.Threshold {
+		return nil, fmt.Errorf("rbl: tag threshold %d must be below the threshold %d (or 0 for off)", cfg.TagThreshold, cfg.Threshold)
+	}
 	if cfg.Timeout < 0 {
 		return nil, fmt.Errorf("rbl: negative timeout %s", cfg.Timeout)
 	}
@@ -364,14 +367,15 @@ func (c *Checker) Check(ctx context.Context, ip netip.Addr) Verdict {
 func (c *Checker) Checks() CheckSet { return c.checks }
 
 // needTXT reports whether the TXT record must be fetched for this answer:
-// only when asked for, and only when some active entry counts it as listed.
+// only when asked for, and only when some active entry counts it as listed
+// (with a negative weight, for FetchAllowlistTXT).
 func (c *Checker) needTXT(g *group, active uint64, a *answer) bool {
-	if !c.cfg.FetchTXT || a.kind != answerRecords {
+	if !c.cfg.FetchTXT && !c.cfg.FetchAllowlistTXT || a.kind != answerRecords {
 		return false
 	}
 	for _, li := range g.lists {
 		if active&c.entries[li].bit != 0 {
-			if out, _ := c.cfg.Lists[li].classify(a.codes); out == Listed {
+			if out, w := c.cfg.Lists[li].classify(a.codes); out == Listed && (c.cfg.FetchTXT || w < 0) {
 				return true
 			}
 		}

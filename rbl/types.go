@@ -121,6 +121,9 @@ type List struct {
 	// share its count, and the smallest limit among them applies. The cap
 	// is enforced only by a Budget (Options.Budget).
 	DailyQueries int
+	// Sessions says whether the entry counts for clients that have
+	// authenticated, that have not (the zero value), or for all.
+	Sessions Sessions
 }
 
 // Filter matches A-record answers of a list. It is one of: a postscreen
@@ -144,10 +147,18 @@ type Config struct {
 	// AllowlistThreshold, when negative, accepts (Allowlisted) as soon as
 	// the score is certain to be <= it. 0 disables it.
 	AllowlistThreshold int
+	// TagThreshold, when positive and below Threshold, is the tag level:
+	// a score that reaches it but not Threshold is decided Tag. 0
+	// disables it.
+	TagThreshold int
 	// Timeout is the default per-list timeout. Default 5s.
 	Timeout time.Duration
 	// FetchTXT asks for the TXT record of listed answers.
 	FetchTXT bool
+	// FetchAllowlistTXT asks for the TXT record of answers that an entry
+	// counts with a negative weight (an allowlist), for reports like RFC
+	// 8904's policy.txt, without delaying every listing by a TXT query.
+	FetchAllowlistTXT bool
 }
 
 // Result is one list entry's part of a Verdict.
