@@ -158,8 +158,8 @@ func NewChecker(cfg Config, opts Options) (*Checker, error) {
 	if err := CheckAllowlistThreshold(cfg.AllowlistThreshold); err != nil {
 		return nil, fmt.Errorf("rbl: allowlist threshold %w", err)
 	}
-	if cfg.TagThreshold < 0 || cfg.TagThreshold > 0 && cfg.TagThreshold >= cfg.Threshold {
-		return nil, fmt.Errorf("rbl: tag threshold %d must be below the threshold %d (or 0 for off)", cfg.TagThreshold, cfg.Threshold)
+	if err := CheckTagThreshold(cfg.TagThreshold, cfg.Threshold); err != nil {
+		return nil, fmt.Errorf("rbl: tag threshold %w", err)
 	}
 	if cfg.Timeout < 0 {
 		return nil, fmt.Errorf("rbl: negative timeout %s", cfg.Timeout)
