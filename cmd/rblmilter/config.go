@@ -181,6 +181,7 @@ func parseConfig(data []byte, env parseEnv) (*daemonConfig, error) {
 	siteLists := sites(root)
 	fileLists, replies := lists(root, timeout, cfg.Policy.Stage)
 	cfg.Engine.Lists = append(siteLists, fileLists...)
+	countAuthenticated(cfg.Engine.Lists, cfg.Policy.SkipAuthenticated)
 	if len(replies) > 0 {
 		// ListReplies lines up with the engine's entries, sites first.
 		cfg.Policy.ListReplies = append(make([]milter.ListReply, len(siteLists)), replies...)

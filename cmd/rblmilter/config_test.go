@@ -254,7 +254,9 @@ func TestFullConfig(t *testing.T) {
 	if l := e.Lists[3]; l.Zone != "bl.example.net" || l.Name != "bl.example.net" || l.Weight != 1 ||
 		l.Filters != nil || l.Timeout != 0 || l.OnError != rbl.FailIgnore || !l.IPv4 || !l.IPv6 || l.Shadow || !l.Monitor ||
 		l.Type != rbl.IPList || l.Checks != 0 || l.DailyQueries != 0 ||
-		l.Sessions != rbl.SessionsUnauthenticated {
+		l.Sessions != rbl.SessionsAll {
+		// skip_authenticated = false: the default sessions count for
+		// authenticated clients too.
 		t.Errorf("list[1] defaults = %+v", l)
 	}
 	if l := e.Lists[4]; l.Type != rbl.DomainList || l.Checks != rbl.Checks(rbl.CheckClient, rbl.CheckReverseClient, rbl.CheckHelo) ||
@@ -303,6 +305,28 @@ func TestFullConfig(t *testing.T) {
 	}
 	if cfg.Metrics != (metricsConfig{Listen: "", Pprof: true}) {
 		t.Errorf("metrics = %+v", cfg.Metrics)
+	}
+}
+
+// Lists count for unauthenticated sessions by default; skip_authenticated =
+// false makes those count for authenticated ones too, and leaves the
+// authenticated-only lists as they are.
+func TestSessionsAndSkipAuthenticated(t *testing.T) {
+	const lists = `stage = "rcpt"
+[[list]]
+zone = "zen.example"
+[[list]]
+zone = "authbl.example"
+sessions = "authenticated"
+`
+	for skip, want := range map[string][]rbl.Sessions{
+		"":                             {rbl.SessionsUnauthenticated, rbl.SessionsAuthenticated},
+		"skip_authenticated = false\n": {rbl.SessionsAll, rbl.SessionsAuthenticated},
+	} {
+		cfg := mustParse(t, skip+lists)
+		if got := []rbl.Sessions{cfg.Engine.Lists[0].Sessions, cfg.Engine.Lists[1].Sessions}; !reflect.DeepEqual(got, want) {
+			t.Errorf("%q: sessions %v, want %v", skip, got, want)
+		}
 	}
 }
 

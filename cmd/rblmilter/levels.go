@@ -36,6 +36,20 @@ func listSessions(t *table, stage milter.Stage) rbl.Sessions {
 	return s
 }
 
+// countAuthenticated applies skip_authenticated = false: the lists for
+// unauthenticated sessions then count for authenticated ones too, as every
+// list did before lists had sessions.
+func countAuthenticated(lists []rbl.List, skip bool) {
+	if skip {
+		return
+	}
+	for i := range lists {
+		if lists[i].Sessions == rbl.SessionsUnauthenticated {
+			lists[i].Sessions = rbl.SessionsAll
+		}
+	}
+}
+
 // listReply reads a list's own reply templates, checked like the global
 // ones.
 func listReply(t *table) milter.ListReply {
