@@ -16,8 +16,9 @@ import (
 //
 // score is the client's score, tag and reject the policy's levels (tag
 // left out when the tag level is off), and each list entry that answered
-// "listed" (shadow entries left out: they count for nothing) adds a
-// listed=NAME(CODE,CODE) token, allowlists with negative weights too. A
+// "listed" and counted adds a listed=NAME(CODE,CODE) token, allowlists
+// with negative weights too: shadow entries, and entries whose sessions
+// exclude the client, are left out, as they count for nothing. A
 // client that was not looked up because it is in the skip, allow or block
 // networks shows score=0 and skip=, allow= or block= with the network.
 
@@ -44,7 +45,7 @@ func resultsValue(name string, lv levels, v *rbl.Verdict) string {
 	more := 0
 	for i := range v.Results {
 		r := &v.Results[i]
-		if r.Outcome != rbl.Listed || r.List == nil || r.List.Shadow {
+		if r.Outcome != rbl.Listed || r.List == nil || r.List.Shadow || r.Weight == 0 && r.Matched != 0 {
 			continue
 		}
 		p := listedPart(r)

@@ -48,6 +48,9 @@ func TestResultsValuePinned(t *testing.T) {
 			{List: sbl, Outcome: rbl.Listed, Weight: 3, Codes: codes("127.0.0.3")},
 			{List: shadow, Outcome: rbl.Listed, Matched: 2, Codes: codes("127.0.0.2")},
 			{List: clean, Outcome: rbl.Timeout},
+			// Listed, but for unauthenticated sessions only, and this
+			// client has logged in: weightless.
+			{List: pbl, Outcome: rbl.Listed, Matched: 1, Codes: codes("127.0.0.11")},
 		}},
 		want: "score=4 reject=1 listed=pbl.example(127.0.0.10,127.0.0.11)\n\tlisted=Spamhaus_SBL(127.0.0.3)",
 	}, {
