@@ -32,3 +32,15 @@ func (s Sessions) String() string {
 	}
 	return "unknown"
 }
+
+// counts reports whether an entry for these sessions counts for a client
+// whose authentication is as given.
+func (s Sessions) counts(authenticated bool) bool {
+	switch s {
+	case SessionsAll:
+		return true
+	case SessionsAuthenticated:
+		return authenticated
+	}
+	return !authenticated
+}

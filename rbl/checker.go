@@ -96,6 +96,8 @@ type Checker struct {
 	entries []entry
 	// checks are what the lists are asked about.
 	checks CheckSet
+	// authLists: some entry counts only for authenticated clients.
+	authLists bool
 
 	// bg is the parent of every DNS query: queries outlive the Check that
 	// started them (to fill the cache after an early decision) but not the
@@ -123,6 +125,10 @@ type group struct {
 	timeout time.Duration
 	// checks are what the group's (domain) entries are asked about.
 	checks CheckSet
+	// authOnly: the group's entries are IP lists that count only for
+	// authenticated clients, asked once the client has authenticated.
+	// They share the cache with the zone's other entries.
+	authOnly bool
 }
 
 type entry struct {
@@ -186,8 +192,8 @@ func NewChecker(cfg Config, opts Options) (*Checker, error) {
 	copy(lists, cfg.Lists)
 	cfg.Lists = lists
 	type zoneOf struct {
-		domain bool
-		zone   string
+		domain, authOnly bool
+		zone             string
 	}
 	byZone := make(map[zoneOf]int)
 	for i := range cfg.Lists {
@@ -202,11 +208,12 @@ func NewChecker(cfg Config, opts Options) (*Checker, error) {
 			groups = &c.dgroups
 		}
 		qzone := l.queryZoneKey()
-		gi, ok := byZone[zoneOf{domain, qzone}]
+		authOnly := !domain && l.Sessions == SessionsAuthenticated
+		gi, ok := byZone[zoneOf{domain, authOnly, qzone}]
 		if !ok {
 			gi = len(*groups)
-			byZone[zoneOf{domain, qzone}] = gi
-			g := group{zone: qzone, name: l.String(), key: l.Key}
+			byZone[zoneOf{domain, authOnly, qzone}] = gi
+			g := group{zone: qzone, name: l.String(), key: l.Key, authOnly: authOnly}
 			if c.cache != nil {
 				g.zoneID = c.cache.zoneID(qzone)
 			}
@@ -222,6 +229,7 @@ func NewChecker(cfg Config, opts Options) (*Checker, error) {
 		g.timeout = max(g.timeout, l.Timeout)
 		g.checks |= l.Checks
 		c.checks |= l.Checks
+		c.authLists = c.authLists || l.Sessions == SessionsAuthenticated
 	}
 	c.cfg = cfg
 	c.bg, c.cancelBg = context.WithCancel(context.Background())
@@ -261,6 +269,9 @@ func normalizeList(l *List, timeout time.Duration) error {
 		if f.Weight > maxWeight || f.Weight < -maxWeight {
 			return fmt.Errorf("filter %s: weight out of range -%d..%d", f, maxWeight, maxWeight)
 		}
+	}
+	if l.Sessions > SessionsAll {
+		return fmt.Errorf("unknown sessions %d", l.Sessions)
 	}
 	if l.Timeout < 0 {
 		return fmt.Errorf("negative timeout %s", l.Timeout)

@@ -42,6 +42,10 @@ const (
 	// NoName means a domain list was not asked: the client has shown none
 	// of the names it checks, or none that can be asked.
 	NoName
+	// NotAuthenticated means an IP list with Sessions =
+	// SessionsAuthenticated was not asked: the client has not
+	// authenticated (Session.Authenticated).
+	NotAuthenticated
 )
 
 // FailurePolicy says what a DNS failure (Error, Timeout) of a list does to
@@ -70,6 +74,9 @@ const (
 	Tempfail
 	// Allowlisted: the score fell to the allowlist threshold or below.
 	Allowlisted
+	// Tag: the score reached TagThreshold but not Threshold; the client
+	// is accepted, its messages marked for a later filter.
+	Tag
 )
 
 // List is one list entry: a DNS zone plus how its answers are scored. The
