@@ -16,11 +16,13 @@ import (
 //
 // score is the client's score, tag and reject the policy's levels (tag
 // left out when the tag level is off), and each list entry that answered
-// "listed" and counted adds a listed=NAME(CODE,CODE) token, allowlists
-// with negative weights too: shadow entries, and entries whose sessions
-// exclude the client, are left out, as they count for nothing. A
-// client that was not looked up because it is in the skip, allow or block
-// networks shows score=0 and skip=, allow= or block= with the network.
+// "listed" and counted adds a listed=NAME(CODE,CODE) token (a domain
+// list's with the name it listed: listed=DBL(127.0.1.2;helo=bad.example)),
+// allowlists with negative weights too: shadow entries, and entries whose
+// sessions exclude the client, are left out, as they count for nothing.
+// A client that was not looked up because it is in the skip, allow or
+// block networks shows score=0 and skip=, allow= or block= with the
+// network.
 
 // levels are the score thresholds the results header reports.
 type levels struct {
@@ -33,8 +35,9 @@ type levels struct {
 // Bounds on what one list entry adds to the results header, whatever the
 // configuration or a resolver sends.
 const (
-	maxListName  = 64
-	maxListCodes = 8
+	maxListName   = 64
+	maxListCodes  = 8
+	maxDomainName = 253
 )
 
 // resultsValue is the results header's value for a client that was
@@ -92,6 +95,13 @@ func listedPart(r *rbl.Result) string {
 			b.WriteByte(',')
 		}
 		b.WriteString(c.String())
+	}
+	if r.Name != "" {
+		// A domain list: which of the client's names it listed.
+		b.WriteByte(';')
+		b.WriteString(r.Check.String())
+		b.WriteByte('=')
+		b.WriteString(headerToken(r.Name, maxDomainName))
 	}
 	b.WriteByte(')')
 	return b.String()

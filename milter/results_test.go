@@ -54,6 +54,14 @@ func TestResultsValuePinned(t *testing.T) {
 		}},
 		want: "score=4 reject=1 listed=pbl.example(127.0.0.10,127.0.0.11)\n\tlisted=Spamhaus_SBL(127.0.0.3)",
 	}, {
+		name: "a domain list names the check and the name it listed",
+		lv:   levels{tag: 1, reject: 3},
+		v: rbl.Verdict{Score: 2, Results: []rbl.Result{
+			{List: &rbl.List{Zone: "dbl.example", Name: "DBL", Type: rbl.DomainList, Weight: 2}, Outcome: rbl.Listed, Weight: 2,
+				Codes: codes("127.0.1.2"), Check: rbl.CheckHelo, Name: "bad.example"},
+		}},
+		want: "score=2 tag=1 reject=3 listed=DBL(127.0.1.2;helo=bad.example)",
+	}, {
 		name: "allowlisted",
 		lv:   levels{tag: 2, reject: 5},
 		v: rbl.Verdict{Score: -5, Results: []rbl.Result{

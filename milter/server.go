@@ -59,6 +59,10 @@ type generation struct {
 	handoff *handoffListener
 	// plan is what the policy and the lists need at each SMTP stage.
 	plan plan
+	// levels are the checker's, for the results header.
+	levels levels
+	// badHostName warns once that the MTA's {j} cannot be an authserv-id.
+	badHostName sync.Once
 	// decisions holds this generation's rblmilter_decisions_total series
 	// by result, resolved once: finding a labelled series hashes its
 	// labels on every call, which cost more than a cache-hit lookup.
@@ -199,11 +203,13 @@ func (s *Server) Reload(policy Policy, checker Checker) error {
 		return errors.New("milter: Reload: nil checker")
 	}
 	policy = applyDefaults(policy)
+	tag, reject := checker.Levels()
 	g := &generation{
 		policy:    policy,
 		checker:   checker,
 		handoff:   newHandoffListener(nil),
-		plan:      newPlan(&policy, checker.Checks()),
+		plan:      newPlan(&policy, checker.Checks(), tag),
+		levels:    levels{tag: tag, reject: reject},
 		decisions: s.metrics.decisionsFor(policy),
 	}
 	gm := &gomilter.Server{
@@ -220,11 +226,12 @@ func (s *Server) Reload(policy Policy, checker Checker) error {
 	return nil
 }
 
-// actions is what the milter may ask of the MTA.
+// actions is what the milter may ask of the MTA: headers added and
+// forged copies deleted, when the results header may be written.
 func (g *generation) actions() gomilter.OptAction {
 	a := gomilter.OptSetSymList
-	if g.policy.Action == ActionTag {
-		a |= gomilter.OptAddHeader
+	if g.plan.headers {
+		a |= gomilter.OptAddHeader | gomilter.OptChangeHeader
 	}
 	return a
 }
@@ -440,7 +447,7 @@ func newServerMetrics(reg prometheus.Registerer) (*serverMetrics, error) {
 		}),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rblmilter_decisions_total",
-			Help: "Connection decisions by result (accept, reject, tempfail, allowlisted, skip, allow, block, unknown_client), configured action and stage.",
+			Help: "Connection decisions by result (accept, reject, tempfail, allowlisted, tag, skip, allow, block, unknown_client), configured action and stage.",
 		}, []string{"result", "action", "stage"}),
 	}
 	if reg != nil {
