@@ -61,6 +61,10 @@ var testZones = []struct {
 	{"agg.test", "ip6trie", "bl6", bl6},
 	{"agg.test", "ip4trie", "agg-pbl4", ":127.0.0.10:Aggregate policy part\n192.0.2.0/24\n198.51.100.0/24\n"},
 	{"agg.test", "ip6trie", "agg-pbl6", ":127.0.0.11:Aggregate policy part\n2001:db8::/32\n"},
+	// The policy-level tests' lists: one strong enough to reject alone,
+	// and an AuthBL-like list of addresses bots log in from.
+	{"strong.test", "ip4set", "strong4", ":127.0.0.2:" + strongTXT + "\n127.0.0.2\n" + strongIPv4 + "\n"},
+	{"authbl.test", "ip4set", "authbl4", ":127.0.0.2:" + authblTXT + "\n127.0.0.2\n" + botIPv4 + "\n"},
 	// An operator's "you may not query us" answer, for every address.
 	{"err.test", "ip4trie", "err4", ":127.255.255.254:Error: query refused\n0.0.0.0/0\n"},
 	{"err.test", "ip6trie", "err6", ":127.255.255.254:Error: query refused\n::/0\n"},

@@ -34,6 +34,8 @@ type milterOptions struct {
 	Extra string
 	// Lists are more [[list]] tables, after the common ones.
 	Lists string
+	// Threshold is the reject level; 0 means 1.
+	Threshold int
 }
 
 // The lists every daemon of the suite uses (zones served by rbldnsd, see
@@ -81,8 +83,8 @@ func milterConfig(o milterOptions) string {
 	fmt.Fprintf(&b, "resolvers = [%q]\n", o.DNS)
 	fmt.Fprintf(&b, "stage = %q\n", o.Stage)
 	fmt.Fprintf(&b, "action = %q\n", o.Action)
-	b.WriteString(`threshold = 1
-allowlist_threshold = -1
+	fmt.Fprintf(&b, "threshold = %d\n", max(o.Threshold, 1))
+	b.WriteString(`allowlist_threshold = -1
 timeout = "3s"
 drain_timeout = "5s"
 # The test clients use documentation and loopback addresses, which are

@@ -16,7 +16,7 @@ const (
 	DefaultReply = "554 5.7.1 Service unavailable; Client host [{ip}] blocked using {list}; {txt}"
 	// DefaultTempfailReply is used when Policy.TempfailReply is empty.
 	DefaultTempfailReply = "451 4.7.1 Service temporarily unavailable; Client host [{ip}] could not be checked against {list}"
-	// DefaultHeader is the header ActionTag adds when Policy.Header is
+	// DefaultHeader is the results header's name when Policy.Header is
 	// empty.
 	DefaultHeader = "X-RBL"
 	// DefaultTimeout is the whole-connection budget when Policy.Timeout

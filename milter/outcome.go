@@ -13,6 +13,8 @@ const (
 	resultReject
 	resultTempfail
 	resultAllowlisted
+	// resultTag: the score reached the tag level, not the threshold.
+	resultTag
 	// resultSkip, resultAllow and resultBlock: the client is in the
 	// policy's skip, allow or block networks.
 	resultSkip
@@ -30,6 +32,7 @@ var resultNames = [numResults]string{
 	resultReject:      "reject",
 	resultTempfail:    "tempfail",
 	resultAllowlisted: "allowlisted",
+	resultTag:         "tag",
 	resultSkip:        "skip",
 	resultAllow:       "allow",
 	resultBlock:       "block",
@@ -54,6 +57,8 @@ func resultOf(d rbl.Decision) result {
 		return resultTempfail
 	case rbl.Allowlisted:
 		return resultAllowlisted
+	case rbl.Tag:
+		return resultTag
 	}
 	return resultAccept
 }
@@ -64,6 +69,13 @@ type outcome struct {
 	result result
 	// verdict is nil when the client was not looked up.
 	verdict *rbl.Verdict
+}
+
+// stamped reports whether the messages of a client with this outcome get
+// the results header: every message with p.ResultsHeader, else those of
+// tag-level clients and, under ActionTag, of refused ones.
+func (o *outcome) stamped(p *Policy) bool {
+	return p.ResultsHeader || o.result == resultTag || p.Action == ActionTag && o.refuses()
 }
 
 // refuses reports whether the client is listed (or blocked).

@@ -64,9 +64,28 @@ type Policy struct {
 	// Timeout is the whole-connection budget for the lookup; 0 means
 	// DefaultTimeout.
 	Timeout time.Duration
-	// Header is the header name added by ActionTag; empty means
-	// DefaultHeader.
+	// Header is the results header's name (see ResultsHeader): added to
+	// the messages of clients at the tag level, of refused clients under
+	// ActionTag, and with ResultsHeader to every message; empty means
+	// DefaultHeader. Incoming copies are deleted whenever rblmilter adds
+	// its own, so it must not be a header the message needs.
 	Header string
+	// ResultsHeader adds the results header to every accepted message,
+	// clean clients' too (score=0), deleting forged copies, and, for
+	// clients an allowlist entry listed, an RFC 8904
+	// Authentication-Results header. It keeps the milter in the session
+	// up to the end of each message.
+	ResultsHeader bool
+	// AuthservID is the authserv-id of the Authentication-Results header
+	// (RFC 8601); empty means the MTA's {j} macro (its host name).
+	AuthservID string
+	// ListReplies are the list entries' own reply templates:
+	// ListReplies[i] belongs to the engine's list entry i (the i-th
+	// rbl.Config.Lists entry and Verdict.Results entry). It may be
+	// shorter than the lists; entries without their own are zero. With
+	// several entries counted, the first in configuration order that has
+	// its own template wins.
+	ListReplies []ListReply
 	// PostscreenLog adds a postscreen-shaped log line
 	// "DNSBL rank N for [IP]:PORT" for fail2ban.
 	PostscreenLog bool

@@ -101,21 +101,82 @@ type replyFields struct {
 	score int
 }
 
+// ListReply holds one list entry's own reply templates; an empty one
+// leaves the policy's template in force for that entry.
+type ListReply struct {
+	// Reply replaces Policy.Reply when the entry counted towards a
+	// refusal. Same rules as Policy.Reply.
+	Reply string
+	// TempfailReply replaces Policy.TempfailReply when the entry's
+	// failure made the verdict Tempfail. Same rules as
+	// Policy.TempfailReply.
+	TempfailReply string
+}
+
+// ValidateListReply reports the first problem of r, naming the field
+// ("reply" or "tempfail_reply") as a list entry's key.
+func ValidateListReply(r ListReply) error {
+	if r.Reply != "" {
+		if err := validateReply("reply", r.Reply, '5'); err != nil {
+			return err
+		}
+	}
+	if r.TempfailReply != "" {
+		return validateReply("tempfail_reply", r.TempfailReply, '4')
+	}
+	return nil
+}
+
+// counted reports whether r is one of the entries a reply about v speaks
+// of: for a tempfail the entries whose failure caused it, else the
+// entries that added to the score.
+func counted(v *rbl.Verdict, r *rbl.Result) bool {
+	if v.Decision == rbl.Tempfail {
+		return (r.Outcome == rbl.Error || r.Outcome == rbl.Timeout) && r.List.OnError == rbl.FailTempfail
+	}
+	return r.Weight > 0 && r.Outcome == rbl.Listed
+}
+
+// listTemplate picks the reply template for v: the own template of the
+// first entry, in configuration order, that counted and has one, else
+// global. It returns the entry's index, -1 for global. replies[i] belongs
+// to v.Results[i].
+func listTemplate(v *rbl.Verdict, replies []ListReply, global string) (string, int) {
+	for i := range v.Results {
+		if i >= len(replies) {
+			break
+		}
+		tmpl := replies[i].Reply
+		if v.Decision == rbl.Tempfail {
+			tmpl = replies[i].TempfailReply
+		}
+		if tmpl != "" && counted(v, &v.Results[i]) {
+			return tmpl, i
+		}
+	}
+	return global, -1
+}
+
 // fieldsFromVerdict picks what a reply says about v: the lists that
 // counted (or, for a tempfail, the lists that failed), the first code, the
-// first TXT record and the first listed name among them.
-func fieldsFromVerdict(v *rbl.Verdict) replyFields {
+// first TXT record and the first listed name among them, those of entry
+// lead first when it is not -1 (the entry whose own template is used).
+func fieldsFromVerdict(v *rbl.Verdict, lead int) replyFields {
 	f := replyFields{ip: v.IP, score: v.Score}
+	if lead >= 0 {
+		r := &v.Results[lead]
+		if len(r.Codes) > 0 {
+			f.code = r.Codes[0].String()
+		}
+		f.txt = r.TXT
+		if v.Decision != rbl.Tempfail {
+			f.name = r.Name
+		}
+	}
 	var names []string
 	for i := range v.Results {
 		r := &v.Results[i]
-		var counts bool
-		if v.Decision == rbl.Tempfail {
-			counts = (r.Outcome == rbl.Error || r.Outcome == rbl.Timeout) && r.List.OnError == rbl.FailTempfail
-		} else {
-			counts = r.Weight > 0 && r.Outcome == rbl.Listed
-		}
-		if !counts {
+		if !counted(v, r) {
 			continue
 		}
 		names = append(names, r.List.String())

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rblmilter/rblmilter/rbl"
 )
 
 func TestValidatePolicyReplies(t *testing.T) {
@@ -88,6 +90,93 @@ func TestIsExempt(t *testing.T) {
 	} {
 		if got := isExempt(rcpt, exempt); got != want {
 			t.Errorf("isExempt(%q) = %v, want %v", rcpt, got, want)
+		}
+	}
+}
+
+func TestValidateListReply(t *testing.T) {
+	for _, tt := range []struct {
+		r    ListReply
+		want string
+	}{
+		{ListReply{}, ""},
+		{ListReply{Reply: "550 5.7.1 listed by {list}: {txt}", TempfailReply: "451 4.7.1 {list} did not answer"}, ""},
+		{ListReply{Reply: "451 4.7.1 later"}, `reply: "451 4.7.1 later" must start with a 5xx reply code (like "554 5.7.1 ...")`},
+		{ListReply{TempfailReply: "554 5.7.1 no"}, `tempfail_reply: "554 5.7.1 no" must start with a 4xx reply code (like "454 4.7.1 ...")`},
+		{ListReply{Reply: "554 5.7.1 {host}"}, `reply: "554 5.7.1 {host}": unknown placeholder {host} (use {ip}, {name}, {list}, {code}, {txt}, {score})`},
+	} {
+		got := ""
+		if err := ValidateListReply(tt.r); err != nil {
+			got = err.Error()
+		}
+		if got != tt.want {
+			t.Errorf("ValidateListReply(%+v)\n got %q\nwant %q", tt.r, got, tt.want)
+		}
+	}
+	err := ValidatePolicy(Policy{ListReplies: []ListReply{{}, {Reply: "451 4.7.1 later"}}})
+	if err == nil || !strings.HasPrefix(err.Error(), "list entry 1: reply: ") {
+		t.Errorf("ValidatePolicy with a bad list reply: %v", err)
+	}
+}
+
+func TestListTemplateFirstCountedEntryWithItsOwnWins(t *testing.T) {
+	pbl := &rbl.List{Zone: "pbl.example", Weight: 1}
+	sbl := &rbl.List{Zone: "sbl.example", Weight: 2}
+	xbl := &rbl.List{Zone: "xbl.example", Weight: 2, OnError: rbl.FailTempfail}
+	replies := []ListReply{
+		{Reply: "554 5.7.1 pbl: {code} {txt}"},
+		{},
+		{Reply: "554 5.7.1 xbl", TempfailReply: "451 4.7.1 xbl down"},
+	}
+	v := rbl.Verdict{Decision: rbl.Reject, Score: 4, Results: []rbl.Result{
+		{List: pbl, Outcome: rbl.NotListed},
+		{List: sbl, Outcome: rbl.Listed, Weight: 2, Codes: codes("127.0.0.2"), TXT: "sbl says"},
+		{List: xbl, Outcome: rbl.Listed, Weight: 2, Codes: codes("127.0.0.4"), TXT: "xbl says"},
+	}}
+	// pbl has its own reply but did not count; sbl counted but has none.
+	tmpl, lead := listTemplate(&v, replies, DefaultReply)
+	if tmpl != "554 5.7.1 xbl" || lead != 2 {
+		t.Errorf("got %q from %d, want xbl's", tmpl, lead)
+	}
+	if f := fieldsFromVerdict(&v, lead); f.code != "127.0.0.4" || f.txt != "xbl says" || f.list != "sbl.example, xbl.example" {
+		t.Errorf("fields %+v: want xbl's code and TXT, and every counted list", f)
+	}
+
+	v.Results[0] = rbl.Result{List: pbl, Outcome: rbl.Listed, Weight: 1, Codes: codes("127.0.0.10")}
+	if tmpl, lead := listTemplate(&v, replies, DefaultReply); tmpl != replies[0].Reply || lead != 0 {
+		t.Errorf("got %q from %d, want pbl's (first in configuration order)", tmpl, lead)
+	}
+	if tmpl, lead := listTemplate(&v, nil, DefaultReply); tmpl != DefaultReply || lead != -1 {
+		t.Errorf("no list replies: got %q from %d", tmpl, lead)
+	}
+
+	tf := rbl.Verdict{Decision: rbl.Tempfail, Results: []rbl.Result{
+		{List: pbl, Outcome: rbl.Timeout},
+		{List: sbl, Outcome: rbl.NotListed},
+		{List: xbl, Outcome: rbl.Timeout},
+	}}
+	if tmpl, lead := listTemplate(&tf, replies, DefaultTempfailReply); tmpl != "451 4.7.1 xbl down" || lead != 2 {
+		t.Errorf("tempfail: got %q from %d, want xbl's tempfail_reply (pbl ignores failures)", tmpl, lead)
+	}
+}
+
+func TestValidatePolicyHeaderAndAuthservID(t *testing.T) {
+	for _, tt := range []struct {
+		p    Policy
+		want string
+	}{
+		{Policy{Header: "X-Spam-RBL", AuthservID: "mx.example.org"}, ""},
+		{Policy{Header: "subject"}, `header: "subject" is a header field the message itself uses; rblmilter deletes incoming copies of its header, so it needs a name of its own (like "X-RBL")`},
+		{Policy{Header: "Content-Type"}, `header: "Content-Type" is a header field the message itself uses; rblmilter deletes incoming copies of its header, so it needs a name of its own (like "X-RBL")`},
+		{Policy{Header: "Authentication-Results"}, `header: "Authentication-Results" is a header field the message itself uses; rblmilter deletes incoming copies of its header, so it needs a name of its own (like "X-RBL")`},
+		{Policy{AuthservID: "mx example.org"}, `authserv_id: "mx example.org" has the character ' ' (an authserv-id is a host name like "mx.example.org")`},
+	} {
+		got := ""
+		if err := ValidatePolicy(tt.p); err != nil {
+			got = err.Error()
+		}
+		if got != tt.want {
+			t.Errorf("ValidatePolicy(%+v)\n got %q\nwant %q", tt.p, got, tt.want)
 		}
 	}
 }

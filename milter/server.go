@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,6 +59,10 @@ type generation struct {
 	handoff *handoffListener
 	// plan is what the policy and the lists need at each SMTP stage.
 	plan plan
+	// levels are the checker's, for the results header.
+	levels levels
+	// badHostName warns once that the MTA's {j} cannot be an authserv-id.
+	badHostName sync.Once
 	// decisions holds this generation's rblmilter_decisions_total series
 	// by result, resolved once: finding a labelled series hashes its
 	// labels on every call, which cost more than a cache-hit lookup.
@@ -117,8 +122,21 @@ func ValidatePolicy(p Policy) error {
 	if p.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("timeout: %s is negative", p.Timeout))
 	}
-	if h := p.Header; h != "" && !validHeaderName(h) {
+	switch h := p.Header; {
+	case h != "" && !validHeaderName(h):
 		errs = append(errs, fmt.Errorf("header: %q is not a valid header field name", h))
+	case standardHeader(h):
+		errs = append(errs, fmt.Errorf("header: %q is a header field the message itself uses; rblmilter deletes incoming copies of its header, so it needs a name of its own (like %q)", h, DefaultHeader))
+	}
+	if p.AuthservID != "" {
+		if err := checkAuthservID(p.AuthservID); err != nil {
+			errs = append(errs, fmt.Errorf("authserv_id: %q %w", p.AuthservID, err))
+		}
+	}
+	for i, r := range p.ListReplies {
+		if err := ValidateListReply(r); err != nil {
+			errs = append(errs, fmt.Errorf("list entry %d: %w", i, err))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -132,6 +150,28 @@ func validHeaderName(h string) bool {
 		}
 	}
 	return true
+}
+
+// standardHeader reports whether name is a header field of the message
+// format, MIME, tracing or authentication (RFC 5322, 2045, 8601, 6376,
+// 8617): deleting incoming copies of one would damage the message.
+func standardHeader(name string) bool {
+	for _, prefix := range []string{"Content-", "Resent-", "ARC-"} {
+		if len(name) >= len(prefix) && strings.EqualFold(name[:len(prefix)], prefix) {
+			return true
+		}
+	}
+	for _, h := range []string{
+		"From", "Sender", "Reply-To", "To", "Cc", "Bcc", "Subject", "Date",
+		"Message-ID", "In-Reply-To", "References", "Comments", "Keywords",
+		"Received", "Return-Path", "MIME-Version", "DKIM-Signature",
+		authResultsHeader,
+	} {
+		if strings.EqualFold(name, h) {
+			return true
+		}
+	}
+	return false
 }
 
 func withDefault(s, def string) string {
@@ -163,11 +203,13 @@ func (s *Server) Reload(policy Policy, checker Checker) error {
 		return errors.New("milter: Reload: nil checker")
 	}
 	policy = applyDefaults(policy)
+	tag, reject := checker.Levels()
 	g := &generation{
 		policy:    policy,
 		checker:   checker,
 		handoff:   newHandoffListener(nil),
-		plan:      newPlan(&policy, checker.Checks()),
+		plan:      newPlan(&policy, checker.Checks(), tag),
+		levels:    levels{tag: tag, reject: reject},
 		decisions: s.metrics.decisionsFor(policy),
 	}
 	gm := &gomilter.Server{
@@ -184,11 +226,12 @@ func (s *Server) Reload(policy Policy, checker Checker) error {
 	return nil
 }
 
-// actions is what the milter may ask of the MTA.
+// actions is what the milter may ask of the MTA: headers added and
+// forged copies deleted, when the results header may be written.
 func (g *generation) actions() gomilter.OptAction {
 	a := gomilter.OptSetSymList
-	if g.policy.Action == ActionTag {
-		a |= gomilter.OptAddHeader
+	if g.plan.headers {
+		a |= gomilter.OptAddHeader | gomilter.OptChangeHeader
 	}
 	return a
 }
@@ -404,7 +447,7 @@ func newServerMetrics(reg prometheus.Registerer) (*serverMetrics, error) {
 		}),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rblmilter_decisions_total",
-			Help: "Connection decisions by result (accept, reject, tempfail, allowlisted, skip, allow, block, unknown_client), configured action and stage.",
+			Help: "Connection decisions by result (accept, reject, tempfail, allowlisted, tag, skip, allow, block, unknown_client), configured action and stage.",
 		}, []string{"result", "action", "stage"}),
 	}
 	if reg != nil {

@@ -23,10 +23,15 @@ import (
 // these tests pin the milter's own logic. End-to-end tests with the real
 // engine live in e2e_test.go.
 type fakeChecker struct {
-	mu      sync.Mutex
-	listed  map[netip.Addr]rbl.Verdict
-	asked   []netip.Addr
-	release chan struct{} // when non-nil, Check waits for it
+	mu     sync.Mutex
+	listed map[netip.Addr]rbl.Verdict
+	// authListed, when it has the address, is the verdict once the
+	// client has authenticated.
+	authListed map[netip.Addr]rbl.Verdict
+	asked      []netip.Addr
+	release    chan struct{} // when non-nil, Check waits for it
+	// tag and reject are the levels it reports; reject 0 means 1.
+	tag, reject int
 }
 
 var zenList = &rbl.List{Zone: "zen.example", Name: "zen.example", Weight: 1}
@@ -63,17 +68,27 @@ func (f *fakeChecker) Start(ip netip.Addr) Lookups { return &fakeLookups{f: f, i
 
 func (f *fakeChecker) Checks() rbl.CheckSet { return rbl.Checks(rbl.CheckIP) }
 
+func (f *fakeChecker) Levels() (tag, reject int) { return f.tag, max(f.reject, 1) }
+
 // fakeLookups is a client's session with a fakeChecker: its verdict is
 // the canned one for the address, settled.
 type fakeLookups struct {
-	f  *fakeChecker
-	ip netip.Addr
+	f             *fakeChecker
+	ip            netip.Addr
+	authenticated bool
 }
 
 func (l *fakeLookups) Ask(rbl.Check, string) error { return nil }
 
+func (l *fakeLookups) Authenticated(yes bool) { l.authenticated = yes }
+
 func (l *fakeLookups) Verdict(ctx context.Context, _ rbl.CheckSet) rbl.Verdict {
 	v := l.f.Check(ctx, l.ip)
+	l.f.mu.Lock()
+	if av, ok := l.f.authListed[l.ip]; ok && l.authenticated {
+		v = av
+	}
+	l.f.mu.Unlock()
 	v.Settled = true
 	return v
 }
@@ -322,7 +337,7 @@ func TestActions(t *testing.T) {
 			t.Errorf("end of message: got %+v, want CONTINUE (accept)", act)
 		}
 		if len(mods) != 1 || mods[0].Code != gomilter.ActAddHeader || mods[0].HeaderName != "X-RBL" ||
-			mods[0].HeaderValue != "listed zen.example=127.0.0.2 score=3" {
+			mods[0].HeaderValue != "score=3 reject=1 listed=zen.example(127.0.0.2)" {
 			t.Fatalf("modifications = %+v, want one X-RBL header", mods)
 		}
 		// A clean client is let go at connect.
@@ -349,7 +364,12 @@ func TestTempfailVerdict(t *testing.T) {
 
 func TestRcptStage(t *testing.T) {
 	listedIP := "192.0.2.1"
-	fc := &fakeChecker{listed: map[netip.Addr]rbl.Verdict{netip.MustParseAddr(listedIP): listedVerdict(listedIP, "")}}
+	fc := &fakeChecker{
+		listed: map[netip.Addr]rbl.Verdict{netip.MustParseAddr(listedIP): listedVerdict(listedIP, "")},
+		// zen counts for unauthenticated sessions only, as the engine
+		// has it by default: once the client has authenticated, clean.
+		authListed: map[netip.Addr]rbl.Verdict{netip.MustParseAddr(listedIP): {IP: netip.MustParseAddr(listedIP), Decision: rbl.Accept}},
+	}
 	p := basePolicy()
 	p.Stage = StageRcpt
 	ts := startServer(t, p, fc)
@@ -374,7 +394,7 @@ func TestRcptStage(t *testing.T) {
 		t.Fatalf("RCPT: got %+v, want 554", act)
 	}
 
-	// Authenticated senders pass.
+	// Authenticated senders pass: the engine hears of the login at MAIL.
 	s = mta(t, ts.addr)
 	connect(t, s, gomilter.FamilyInet, listedIP)
 	if err := s.Macros(gomilter.CodeMail, "{auth_authen}", "alice"); err != nil {

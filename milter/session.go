@@ -42,6 +42,14 @@ type session struct {
 	loggedScore  int
 	// authenticated is set from {auth_authen} at MAIL.
 	authenticated bool
+	// network is the skip, allow or block network the client is in.
+	network netip.Prefix
+	// authservID is the Authentication-Results authserv-id: the
+	// policy's, else the MTA's {j} from the connect macros (go-milter
+	// keeps only the latest stage's macros).
+	authservID string
+	// forged finds the incoming copies of the headers rblmilter writes.
+	forged forgeries
 }
 
 var _ gomilter.Milter = (*session)(nil)
@@ -49,7 +57,15 @@ var _ gomilter.Milter = (*session)(nil)
 // NeedsTXT reports whether the reply templates show TXT records, so the
 // engine fetches them only then (rbl.Config.FetchTXT).
 func (p Policy) NeedsTXT() bool {
-	return usesTXT(withDefault(p.Reply, DefaultReply)) || usesTXT(p.TempfailReply)
+	if usesTXT(withDefault(p.Reply, DefaultReply)) || usesTXT(p.TempfailReply) {
+		return true
+	}
+	for _, r := range p.ListReplies {
+		if usesTXT(r.Reply) || usesTXT(r.TempfailReply) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *session) Connect(host string, family string, port uint16, addr net.IP, m *gomilter.Modifier) (gomilter.Response, error) {
@@ -68,8 +84,13 @@ func (s *session) Connect(host string, family string, port uint16, addr net.IP, 
 		return gomilter.RespAccept, nil
 	}
 	s.connected, s.ip, s.port = true, ip, port
+	if s.gen.plan.headers {
+		s.authservID = s.authServID(m.Macros["j"])
+		s.forged = newForgeries(p.Header, s.authservID)
+	}
 
-	if class, _, ok := p.classify(ip); ok {
+	if class, network, ok := p.classify(ip); ok {
+		s.network = network
 		s.decided = outcome{result: class}
 		s.out = &s.decided
 		s.logDecision(s.out, atConnect)
@@ -86,6 +107,29 @@ func (s *session) Connect(host string, family string, port uint16, addr net.IP, 
 		return gomilter.RespContinue, nil
 	}
 	return s.decide(atConnect, true), nil
+}
+
+// authServID is the authserv-id of the Authentication-Results header: the
+// policy's, else the MTA's host name j. It is "" (no such header written,
+// none deleted) without results_header, or when j is not a usable id.
+func (s *session) authServID(j string) string {
+	p := &s.gen.policy
+	if !p.ResultsHeader {
+		return ""
+	}
+	if p.AuthservID != "" {
+		return p.AuthservID
+	}
+	if err := checkAuthservID(j); err != nil {
+		// Once per configuration: it is the MTA's setting, the same
+		// for every session.
+		s.gen.badHostName.Do(func() {
+			s.srv.logger.Warn("MTA host name ({j} macro) is no authserv-id; no Authentication-Results is written until authserv_id is set",
+				"j", j, "problem", err.Error())
+		})
+		return ""
+	}
+	return j
 }
 
 // clientNames returns the client's verified name and its PTR name from
@@ -159,10 +203,10 @@ func (s *session) respond(o *outcome, final bool) gomilter.Response {
 	case o.refuses():
 		switch p.Action {
 		case ActionReject:
-			return s.reply(p.Reply, o)
+			return s.reply(p.Reply, o, false)
 		case ActionTempfail:
 			// Like Postfix's soft_bounce: the listing reply, as a 4xx.
-			return s.reply(softBounce(p.Reply), o)
+			return s.reply(p.Reply, o, true)
 		case ActionTag:
 			// The header is added at end of message.
 			return gomilter.RespContinue
@@ -171,19 +215,29 @@ func (s *session) respond(o *outcome, final bool) gomilter.Response {
 		// A list with on_error = tempfail failed; tag and log modes
 		// promise never to refuse, so only reject/tempfail honour it.
 		if p.Action == ActionReject || p.Action == ActionTempfail {
-			return s.reply(p.TempfailReply, o)
+			return s.reply(p.TempfailReply, o, false)
 		}
 	}
-	if p.Stage == StageRcpt || !final {
+	if p.Stage == StageRcpt || !final || o.stamped(p) {
+		// A stamped client's messages need the milter at end of
+		// message.
 		return gomilter.RespContinue
 	}
 	return gomilter.RespAccept
 }
 
-func (s *session) reply(tmpl string, o *outcome) gomilter.Response {
+// reply renders the refusal: the template of the first counted list
+// entry that has its own, else global; soft turns it into its 4xx form.
+func (s *session) reply(global string, o *outcome, soft bool) gomilter.Response {
+	tmpl := global
 	f := replyFields{ip: s.ip, name: s.ip.String(), list: "local block list"}
 	if o.verdict != nil {
-		f = fieldsFromVerdict(o.verdict)
+		var lead int
+		tmpl, lead = listTemplate(o.verdict, s.gen.policy.ListReplies, global)
+		f = fieldsFromVerdict(o.verdict, lead)
+	}
+	if soft {
+		tmpl = softBounce(tmpl)
 	}
 	return gomilter.NewResponseStr(byte(gomilter.ActReplyCode), renderReply(tmpl, f))
 }
@@ -211,8 +265,14 @@ func (s *session) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response
 		return gomilter.RespAccept, nil
 	}
 	s.authenticated = m.Macros["{auth_authen}"] != ""
+	s.forged.reset()
 	if s.lookups == nil {
 		return gomilter.RespContinue, nil
+	}
+	if s.gen.policy.Stage == StageRcpt {
+		// Only the refusal at RCPT can wait for the login; at stage
+		// connect every client counts as unauthenticated.
+		s.lookups.Authenticated(s.authenticated)
 	}
 	if s.gen.plan.checks.Has(rbl.CheckSender) {
 		s.lookups.Ask(rbl.CheckSender, from)
@@ -230,7 +290,10 @@ func (s *session) RcptTo(rcpt string, _ *gomilter.Modifier) (gomilter.Response, 
 		return gomilter.RespContinue, nil
 	}
 	if o.refuses() || o.result == resultTempfail {
-		if s.authenticated && p.SkipAuthenticated {
+		// The lists judged the client by its login already (their
+		// sessions); skip_authenticated keeps the block networks off
+		// authenticated clients too.
+		if s.authenticated && p.SkipAuthenticated && o.result == resultBlock {
 			s.srv.logger.Debug("authenticated client passes", "ip", s.ip, "rcpt", rcpt)
 			return gomilter.RespContinue, nil
 		}
@@ -256,7 +319,10 @@ func isExempt(rcpt string, exempt []string) bool {
 	return false
 }
 
-func (s *session) Header(string, string, *gomilter.Modifier) (gomilter.Response, error) {
+// Header notes the copies of rblmilter's own headers among the message's;
+// the MTA sends headers only when a message may get the results header.
+func (s *session) Header(name, value string, _ *gomilter.Modifier) (gomilter.Response, error) {
+	s.forged.see(name, value)
 	return gomilter.RespContinue, nil
 }
 
@@ -270,25 +336,45 @@ func (s *session) BodyChunk([]byte, *gomilter.Modifier) (gomilter.Response, erro
 
 // Body is the end of a message. CONTINUE there accepts the message but,
 // unlike ACCEPT, keeps this session's state for the next message on the
-// same connection. With action = "tag", a refused client's message gets the
-// header.
+// same connection. A stamped client's message gets the results header.
 func (s *session) Body(m *gomilter.Modifier) (gomilter.Response, error) {
-	if s.gen.policy.Action == ActionTag && s.out != nil && s.out.refuses() {
-		if err := m.AddHeader(s.gen.policy.Header, tagValue(s.out)); err != nil {
+	defer s.forged.reset()
+	if s.out != nil && s.out.stamped(&s.gen.policy) {
+		if err := s.stamp(m, s.out); err != nil {
 			return nil, err
 		}
 	}
 	return gomilter.RespContinue, nil
 }
 
-func (s *session) Abort(*gomilter.Modifier) error { return nil }
-
-// tagValue is the ActionTag header: "listed zen.example=127.0.0.2 score=3".
-func tagValue(o *outcome) string {
-	if o.verdict == nil {
-		return "listed local-block-list"
+// stamp deletes the message's forged copies of rblmilter's headers, last
+// first, then adds the RFC 8904 Authentication-Results at the top (when
+// an allowlist listed the client) and the results header.
+func (s *session) stamp(m *gomilter.Modifier, o *outcome) error {
+	p := &s.gen.policy
+	for _, h := range s.forged.deletions() {
+		if err := m.ChangeHeader(h.index, h.name, ""); err != nil {
+			return err
+		}
 	}
-	return fmt.Sprintf("listed %s score=%d", listsHit(o.verdict), o.verdict.Score)
+	if o.verdict == nil {
+		return m.AddHeader(p.Header, networkResultsValue(p.Header, s.gen.levels, o.result, s.network))
+	}
+	if s.authservID != "" {
+		if ar := authResultsValue(s.authservID, o.verdict); ar != "" {
+			if err := m.InsertHeader(0, authResultsHeader, ar); err != nil {
+				return err
+			}
+		}
+	}
+	return m.AddHeader(p.Header, resultsValue(p.Header, s.gen.levels, o.verdict))
+}
+
+// Abort ends the message without end of message (RSET, a dropped
+// connection): the next one counts its headers anew.
+func (s *session) Abort(*gomilter.Modifier) error {
+	s.forged.reset()
+	return nil
 }
 
 // listsHit renders the listed entries as "name=code+code,name=code", a

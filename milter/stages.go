@@ -32,10 +32,14 @@ type plan struct {
 	helo, mail, rcpt bool
 	// clientNames: ask the MTA for the client name macros at connect.
 	clientNames bool
+	// headers: some message may get the results header, so the MTA must
+	// send the headers (to find forged copies) and allow header changes.
+	headers bool
 }
 
-func newPlan(p *Policy, checks rbl.CheckSet) plan {
+func newPlan(p *Policy, checks rbl.CheckSet, tagLevel int) plan {
 	pl := plan{checks: checks}
+	pl.headers = p.ResultsHeader || p.Action == ActionTag || tagLevel > 0
 	pl.helo = checks.Has(rbl.CheckHelo)
 	// HELO lists' answers are awaited at MAIL, where the sender lists are
 	// asked; stage = "rcpt" needs {auth_authen} from MAIL and decides at
@@ -73,7 +77,10 @@ func (pl *plan) lasting(st smtpStage) rbl.CheckSet {
 // it spends nothing on the milter it need not. go-milter always replies,
 // so no "no reply" flags are set.
 func (pl *plan) protocol() gomilter.OptProtocol {
-	p := gomilter.OptNoBody | gomilter.OptNoHeaders | gomilter.OptNoEOH | gomilter.OptNoUnknown | gomilter.OptNoData
+	p := gomilter.OptNoBody | gomilter.OptNoEOH | gomilter.OptNoUnknown | gomilter.OptNoData
+	if !pl.headers {
+		p |= gomilter.OptNoHeaders
+	}
 	if !pl.helo {
 		p |= gomilter.OptNoHelo
 	}

@@ -20,6 +20,10 @@ type Checker interface {
 	// Checks reports what the lists are asked about, so that only the
 	// SMTP stages they need are negotiated.
 	Checks() rbl.CheckSet
+	// Levels reports the score levels the verdicts are decided by: the
+	// tag level (0 when off) and the reject threshold, for the results
+	// header and for negotiating the stages the tag level needs.
+	Levels() (tag, reject int)
 }
 
 // Lookups are one client's lookups, as an *rbl.Session does them: names
@@ -27,6 +31,9 @@ type Checker interface {
 // take what is in.
 type Lookups interface {
 	Ask(check rbl.Check, name string) error
+	// Authenticated says whether the client has authenticated, once it
+	// is known (rbl.Session.Authenticated).
+	Authenticated(yes bool)
 	Verdict(ctx context.Context, open rbl.CheckSet) rbl.Verdict
 	Peek(open rbl.CheckSet) rbl.Verdict
 	Settled(open rbl.CheckSet) bool
@@ -38,6 +45,11 @@ func Engine(c *rbl.Checker) Checker { return engine{c} }
 type engine struct{ *rbl.Checker }
 
 func (e engine) Start(ip netip.Addr) Lookups { return e.Checker.Start(ip) }
+
+func (e engine) Levels() (tag, reject int) {
+	cfg := e.Config()
+	return cfg.TagThreshold, cfg.Threshold
+}
 
 // SocketSpec is a parsed milter socket specification.
 type SocketSpec struct {

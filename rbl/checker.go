@@ -96,6 +96,8 @@ type Checker struct {
 	entries []entry
 	// checks are what the lists are asked about.
 	checks CheckSet
+	// authLists: some entry counts only for authenticated clients.
+	authLists bool
 
 	// bg is the parent of every DNS query: queries outlive the Check that
 	// started them (to fill the cache after an early decision) but not the
@@ -123,6 +125,10 @@ type group struct {
 	timeout time.Duration
 	// checks are what the group's (domain) entries are asked about.
 	checks CheckSet
+	// authOnly: the group's entries are IP lists that count only for
+	// authenticated clients, asked once the client has authenticated.
+	// They share the cache with the zone's other entries.
+	authOnly bool
 }
 
 type entry struct {
@@ -158,6 +164,9 @@ func NewChecker(cfg Config, opts Options) (*Checker, error) {
 	if err := CheckAllowlistThreshold(cfg.AllowlistThreshold); err != nil {
 		return nil, fmt.Errorf("rbl: allowlist threshold %w", err)
 	}
+	if err := CheckTagThreshold(cfg.TagThreshold, cfg.Threshold); err != nil {
+		return nil, fmt.Errorf("rbl: tag threshold %w", err)
+	}
 	if cfg.Timeout < 0 {
 		return nil, fmt.Errorf("rbl: negative timeout %s", cfg.Timeout)
 	}
@@ -183,8 +192,8 @@ func NewChecker(cfg Config, opts Options) (*Checker, error) {
 	copy(lists, cfg.Lists)
 	cfg.Lists = lists
 	type zoneOf struct {
-		domain bool
-		zone   string
+		domain, authOnly bool
+		zone             string
 	}
 	byZone := make(map[zoneOf]int)
 	for i := range cfg.Lists {
@@ -199,11 +208,12 @@ func NewChecker(cfg Config, opts Options) (*Checker, error) {
 			groups = &c.dgroups
 		}
 		qzone := l.queryZoneKey()
-		gi, ok := byZone[zoneOf{domain, qzone}]
+		authOnly := !domain && l.Sessions == SessionsAuthenticated
+		gi, ok := byZone[zoneOf{domain, authOnly, qzone}]
 		if !ok {
 			gi = len(*groups)
-			byZone[zoneOf{domain, qzone}] = gi
-			g := group{zone: qzone, name: l.String(), key: l.Key}
+			byZone[zoneOf{domain, authOnly, qzone}] = gi
+			g := group{zone: qzone, name: l.String(), key: l.Key, authOnly: authOnly}
 			if c.cache != nil {
 				g.zoneID = c.cache.zoneID(qzone)
 			}
@@ -219,6 +229,7 @@ func NewChecker(cfg Config, opts Options) (*Checker, error) {
 		g.timeout = max(g.timeout, l.Timeout)
 		g.checks |= l.Checks
 		c.checks |= l.Checks
+		c.authLists = c.authLists || l.Sessions == SessionsAuthenticated
 	}
 	c.cfg = cfg
 	c.bg, c.cancelBg = context.WithCancel(context.Background())
@@ -258,6 +269,9 @@ func normalizeList(l *List, timeout time.Duration) error {
 		if f.Weight > maxWeight || f.Weight < -maxWeight {
 			return fmt.Errorf("filter %s: weight out of range -%d..%d", f, maxWeight, maxWeight)
 		}
+	}
+	if l.Sessions > SessionsAll {
+		return fmt.Errorf("unknown sessions %d", l.Sessions)
 	}
 	if l.Timeout < 0 {
 		return fmt.Errorf("negative timeout %s", l.Timeout)
@@ -364,14 +378,15 @@ func (c *Checker) Check(ctx context.Context, ip netip.Addr) Verdict {
 func (c *Checker) Checks() CheckSet { return c.checks }
 
 // needTXT reports whether the TXT record must be fetched for this answer:
-// only when asked for, and only when some active entry counts it as listed.
+// only when asked for, and only when some active entry counts it as listed
+// (with a negative weight, for FetchAllowlistTXT).
 func (c *Checker) needTXT(g *group, active uint64, a *answer) bool {
-	if !c.cfg.FetchTXT || a.kind != answerRecords {
+	if !c.cfg.FetchTXT && !c.cfg.FetchAllowlistTXT || a.kind != answerRecords {
 		return false
 	}
 	for _, li := range g.lists {
 		if active&c.entries[li].bit != 0 {
-			if out, _ := c.cfg.Lists[li].classify(a.codes); out == Listed {
+			if out, w := c.cfg.Lists[li].classify(a.codes); out == Listed && (c.cfg.FetchTXT || w < 0) {
 				return true
 			}
 		}

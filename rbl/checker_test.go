@@ -109,6 +109,32 @@ func TestCheckTXTOnlyForListingsWhenAsked(t *testing.T) {
 	}
 }
 
+// FetchAllowlistTXT fetches the TXT record only of answers an entry
+// counts with a negative weight: an allowlisted client's, not a
+// blocklisted one's, even from one zone with both kinds of entries.
+func TestCheckAllowlistTXTOnlyForNegativeWeights(t *testing.T) {
+	wl, bl := ip("192.0.2.1"), ip("192.0.2.2")
+	allow := site(t, "mixed.test=127.0.10.[0..255]*-5")
+	block := site(t, "mixed.test=127.0.0.2*3")
+	e := newEnv(t, rbl.Config{Lists: []rbl.List{allow, block}, FetchAllowlistTXT: true, Threshold: 3}, rbl.Options{})
+	e.srv.Set(rbl.QueryName(wl, "mixed.test"), rbltest.A("127.0.10.1"), rbltest.TXT("example.com https://wl.test/1"))
+	e.srv.Set(rbl.QueryName(bl, "mixed.test"), rbltest.A("127.0.0.2"), rbltest.TXT("spam source"))
+	v := e.c.Check(context.Background(), wl)
+	if r := v.Results[0]; r.Outcome != rbl.Listed || r.Weight != -5 || r.TXT != "example.com https://wl.test/1" {
+		t.Errorf("allowlisted client: %s weight %d TXT %q", r.Outcome, r.Weight, r.TXT)
+	}
+	v = e.c.Check(context.Background(), bl)
+	if r := v.Results[1]; r.Outcome != rbl.Listed || r.TXT != "" {
+		t.Errorf("blocklisted client: %s TXT %q, want no TXT", r.Outcome, r.TXT)
+	}
+	if n := e.srv.Queries(rbl.QueryName(wl, "mixed.test")); n != 2 {
+		t.Errorf("%d queries for the allowlisted client, want 2 (A and TXT)", n)
+	}
+	if n := e.srv.Queries(rbl.QueryName(bl, "mixed.test")); n != 1 {
+		t.Errorf("%d queries for the blocklisted client, want 1 (A only)", n)
+	}
+}
+
 func TestCheckAsksListsInParallel(t *testing.T) {
 	const k = 4
 	release := make(chan struct{})

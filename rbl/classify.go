@@ -15,6 +15,9 @@ var outcomeNames = [...]string{
 	Disabled:   "disabled",
 	OverBudget: "over_budget",
 	NoName:     "no_name",
+	// An authenticated-only list not asked for a client that has not
+	// authenticated.
+	NotAuthenticated: "not_authenticated",
 }
 
 // String returns the metric/log name of the outcome: "pending",
@@ -36,9 +39,10 @@ var decisionNames = [...]string{
 	Reject:      "reject",
 	Tempfail:    "tempfail",
 	Allowlisted: "allowlisted",
+	Tag:         "tag",
 }
 
-// String returns "accept", "reject", "tempfail" or "allowlisted".
+// String returns "accept", "reject", "tempfail", "allowlisted" or "tag".
 func (d Decision) String() string {
 	if int(d) < len(decisionNames) {
 		return decisionNames[d]

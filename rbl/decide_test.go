@@ -92,6 +92,67 @@ func TestDecideBounds(t *testing.T) {
 	}
 }
 
+// TestDecideTagLevel pins the two levels: the verdict is settled only when
+// neither the reject nor the tag decision can change, and a failed
+// FailTempfail list never tempfails a client it could not have refused.
+func TestDecideTagLevel(t *testing.T) {
+	// pbl +1, sbl +3, xbl +2 (FailTempfail), dnswl -2; tag at 1, reject at 3.
+	lists := []List{
+		{Zone: "pbl.test", Weight: 1},
+		{Zone: "sbl.test", Weight: 3},
+		{Zone: "xbl.test", Weight: 2, OnError: FailTempfail},
+		{Zone: "wl.test", Weight: -2},
+	}
+	const (
+		P = Pending
+		N = NotListed
+		L = Listed
+		T = Timeout
+	)
+	tests := []struct {
+		name     string
+		tag      int
+		outcomes [4]Outcome
+		decision Decision
+		decided  bool
+		score    int
+	}{
+		{"clean", 1, [4]Outcome{N, N, N, N}, Accept, true, 0},
+		{"tag level", 1, [4]Outcome{L, N, N, N}, Tag, true, 1},
+		{"tag level waits for lists that could tag or reject", 1, [4]Outcome{L, P, N, N}, Tag, false, 1},
+		{"tag level waits for the allowlist that could untag", 1, [4]Outcome{L, N, N, P}, Tag, false, 1},
+		{"reject level settles whatever is pending below it", 1, [4]Outcome{L, L, N, N}, Reject, true, 4},
+		{"clean waits for a list that could tag", 1, [4]Outcome{N, N, N, P}, Accept, true, 0},
+		{"clean so far is not settled while pbl may tag", 1, [4]Outcome{P, N, N, N}, Accept, false, 0},
+		{"without a tag level pbl alone cannot matter", 0, [4]Outcome{P, N, N, N}, Accept, true, 0},
+		{"tag level from two lists", 2, [4]Outcome{L, N, N, N}, Accept, true, 1},
+		{"allowlist takes the client below the tag level", 1, [4]Outcome{L, N, N, L}, Accept, true, -1},
+		{"failed tempfail list that could only tag: the answers decide", 1, [4]Outcome{N, N, T, N}, Accept, true, 0},
+		{"failed tempfail list that could tip a tagged client into a refusal", 1, [4]Outcome{L, N, T, N}, Tempfail, true, 1},
+		{"failed tempfail list beside a tag-level score that stays below reject", 2, [4]Outcome{N, N, T, L}, Accept, true, -2},
+	}
+	for _, tt := range tests {
+		c, err := NewChecker(Config{Lists: lists, Threshold: 3, TagThreshold: tt.tag}, Options{Resolver: nopResolver{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := Verdict{Results: make([]Result, 4)}
+		for i, o := range tt.outcomes {
+			l := &c.cfg.Lists[i]
+			v.Results[i] = Result{List: l, Outcome: o}
+			if o == Listed {
+				_, v.Results[i].Weight = l.Classify(codes("127.0.0.2"))
+			}
+		}
+		s := &Session{c: c, v: v}
+		d, decided, _, score := s.decide(0)
+		if decided != tt.decided || d != tt.decision || score != tt.score {
+			t.Errorf("%s: decide = %s, %v, score %d; want %s, %v, score %d", tt.name, d, decided, score, tt.decision, tt.decided, tt.score)
+		}
+		c.Close()
+	}
+}
+
 func TestNewCheckerErrors(t *testing.T) {
 	good := List{Zone: "bl.test", Weight: 1}
 	tests := []struct {
@@ -107,6 +168,9 @@ func TestNewCheckerErrors(t *testing.T) {
 		{"zero filter", Config{Lists: []List{{Zone: "bl.test", Filters: []Filter{{}}}}}, Options{Resolver: nopResolver{}}, "rbl: list 1 (bl.test): filter 1 was not made by ParseFilter"},
 		{"bad key", Config{Lists: []List{{Zone: "bl.test", Name: "BL", Key: "my.secret"}}}, Options{Resolver: nopResolver{}}, "rbl: list 1 (BL): key is not a single DNS label (letters, digits, '-', '_'; at most 63)"},
 		{"negative list timeout", Config{Lists: []List{{Zone: "bl.test", Timeout: -1}}}, Options{Resolver: nopResolver{}}, "rbl: list 1 (bl.test): negative timeout -1ns"},
+		{"tag threshold at the threshold", Config{Threshold: 3, TagThreshold: 3}, Options{Resolver: nopResolver{}}, "rbl: tag threshold 3 must be below threshold 3 (clients from tag_threshold up to threshold are accepted and tagged, from threshold on the action applies)"},
+		{"negative tag threshold", Config{TagThreshold: -1}, Options{Resolver: nopResolver{}}, "rbl: tag threshold -1 is negative (0 switches the tag level off)"},
+		{"unknown sessions", Config{Lists: []List{{Zone: "bl.test", Sessions: 7}}}, Options{Resolver: nopResolver{}}, "rbl: list 1 (bl.test): unknown sessions 7"},
 	}
 	for _, tt := range tests {
 		_, err := NewChecker(tt.cfg, tt.opts)

@@ -79,15 +79,21 @@
 // not answered when an early decision was taken; Disabled ones were not asked
 // (address family off, or the Health hook took the list out), nor OverBudget
 // ones (their DailyQueries spent, see Budget); NoName domain lists had no
-// name to ask. The same rules,
+// name to ask, and NotAuthenticated lists (Sessions = SessionsAuthenticated)
+// are asked only once Session.Authenticated says the client logged in. The
+// same rules,
 // in the daemon's terms, are in docs/decisions.md of the repository.
 //
 // # Scoring and early decisions
 //
-// The score is the sum of the weights of the counted entries; Shadow lists
-// are looked up and reported (Result.Matched) but never counted. The verdict
-// is Reject when score >= Config.Threshold, Allowlisted when
-// Config.AllowlistThreshold is negative and score <= it, else Accept. A filter
+// The score is the sum of the weights of the counted entries; Shadow lists,
+// and lists whose Sessions exclude the client (by Session.Authenticated; a
+// session starts unauthenticated), are looked up and reported
+// (Result.Matched) but never counted. The verdict is Reject when score >=
+// Config.Threshold, Allowlisted when Config.AllowlistThreshold is negative
+// and score <= it, Tag when Config.TagThreshold is positive and score >= it,
+// else Accept; it is settled only when neither the reject nor the tag level
+// can change. A filter
 // with its own weight (127.0.0.4*2) adds it when any A record matches; the
 // filters without one add the list's Weight once between them; a pattern adds
 // its weight once however many A records match it. The same zone may appear

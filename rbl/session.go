@@ -34,6 +34,12 @@ type Session struct {
 	ipPending []uint64
 	ipCh      chan groupResult
 
+	// authenticated: the client has authenticated (Authenticated), so
+	// the entries for authenticated sessions count instead of those for
+	// unauthenticated ones. authAsked: the authenticated-only IP groups
+	// have been started.
+	authenticated, authAsked bool
+
 	// names are the query names (without zone) asked for each check: the
 	// name and its registered domain, "" for none.
 	names [numChecks][2]string
@@ -66,17 +72,41 @@ func (c *Checker) Start(ip netip.Addr) *Session {
 	} else {
 		s.v.Results = make([]Result, n)
 	}
-	s.startIP(ip)
+	s.startIP(false)
 	if len(c.dgroups) > 0 {
 		s.startDomain()
 	}
 	return s
 }
 
-// startIP looks ip up on every IP group: cached answers are applied at
-// once, the others are asked in the background.
-func (s *Session) startIP(ip netip.Addr) {
+// Authenticated tells the session whether the client has authenticated
+// (SMTP AUTH; an MTA knows it at MAIL FROM). From then on the entries with
+// Sessions = SessionsAuthenticated or SessionsAll count and those with
+// SessionsUnauthenticated do not (their answers stay in the Results, with
+// Weight 0); the first time it is true, the authenticated-only IP lists
+// are looked up. Until it is called, the client counts as not
+// authenticated.
+func (s *Session) Authenticated(yes bool) {
+	if yes == s.authenticated && (!yes || s.authAsked) {
+		return
+	}
+	s.authenticated = yes
+	s.reported = false
+	s.mark = s.c.now()
+	if yes && !s.authAsked {
+		s.authAsked = true
+		s.startIP(true)
+	}
+}
+
+// startIP looks the client's address up on every IP group that counts
+// only for authenticated clients (authOnly), or on every other one: cached
+// answers are applied at once, the others are asked in the background.
+// Before the client has authenticated, the entries of the authenticated-only
+// groups are NotAuthenticated.
+func (s *Session) startIP(authOnly bool) {
 	c := s.c
+	ip := s.v.IP
 	is4 := ip.Unmap().Is4()
 	var cacheNow uint32
 	if c.cache != nil {
@@ -84,6 +114,15 @@ func (s *Session) startIP(ip netip.Addr) {
 	}
 	for gi := range c.groups {
 		g := &c.groups[gi]
+		if g.authOnly && !authOnly {
+			for _, li := range g.lists {
+				s.v.Results[li] = Result{List: &c.cfg.Lists[li], Outcome: NotAuthenticated}
+			}
+			continue
+		}
+		if g.authOnly != authOnly {
+			continue
+		}
 		var active uint64
 		for _, li := range g.lists {
 			l := &c.cfg.Lists[li]
@@ -96,6 +135,9 @@ func (s *Session) startIP(ip netip.Addr) {
 			case is4 && !l.IPv4 || !is4 && !l.IPv6 || c.health != nil && !c.health.Enabled(l):
 				r.Outcome = Disabled
 			default:
+				// Pending: an authenticated-only entry was
+				// NotAuthenticated until now.
+				*r = Result{List: l}
 				active |= c.entries[li].bit
 				continue
 			}
@@ -128,7 +170,7 @@ func (s *Session) startIP(ip netip.Addr) {
 		if s.ipCh == nil {
 			// Buffered for every group, so a lookup that ends after
 			// the session moved on never blocks.
-			s.ipCh = make(chan groupResult, len(c.groups)-gi)
+			s.ipCh = make(chan groupResult, len(c.groups))
 			s.ipPending = make([]uint64, len(c.groups))
 		}
 		ch := s.ipCh
@@ -252,6 +294,15 @@ func (s *Session) finish(d Decision, settled bool, score int) Verdict {
 		}
 		s.mu.Unlock()
 	}
+	if s.authenticated || c.authLists {
+		// Entries that do not count for this client show what they
+		// would have added as Matched only, as shadow entries do.
+		for i := range v.Results {
+			if r := &v.Results[i]; r.List != nil && !r.List.Sessions.counts(s.authenticated) {
+				r.Weight = 0
+			}
+		}
+	}
 	for i := range v.Results {
 		if v.Results[i].Outcome == Pending {
 			v.Early = true
@@ -319,7 +370,7 @@ func (s *Session) decide(open CheckSet) (d Decision, settled, waiting bool, scor
 	}
 	for i := range s.v.Results {
 		r := &s.v.Results[i]
-		if r.List.Shadow {
+		if r.List.Shadow || !r.List.Sessions.counts(s.authenticated) {
 			continue
 		}
 		e := &c.entries[i]
@@ -352,18 +403,38 @@ func (s *Session) decide(open CheckSet) (d Decision, settled, waiting bool, scor
 	}
 	lo += score
 	hi += score
-	threshold, allow := c.cfg.Threshold, c.cfg.AllowlistThreshold
+	threshold, allow, tag := c.cfg.Threshold, c.cfg.AllowlistThreshold, c.cfg.TagThreshold
+	// Below the reject level, the score so far says whether the client
+	// is tagged.
+	accepted := Accept
+	if tag > 0 && score >= tag {
+		accepted = Tag
+	}
 	switch {
 	case lo >= threshold:
 		return Reject, true, waiting, score
 	case allow < 0 && hi <= allow:
 		return Allowlisted, true, waiting, score
 	case hi < threshold && (allow == 0 || lo > allow):
-		return Accept, true, waiting, score
+		// Not refused and not allowlisted, whatever comes: settled once
+		// the tag level cannot change either. Only a failed list with
+		// FailTempfail can leave it open with nothing to wait for: it
+		// could not have refused the client, so the answers in decide.
+		switch {
+		case tag == 0 || hi < tag:
+			return Accept, true, waiting, score
+		case lo >= tag:
+			return Tag, true, waiting, score
+		case waiting:
+			return accepted, false, true, score
+		case opened:
+			return accepted, false, false, score
+		}
+		return accepted, true, false, score
 	case waiting:
-		return Accept, false, true, score
+		return accepted, false, true, score
 	case opened:
-		return Accept, false, false, score
+		return accepted, false, false, score
 	}
 	return Tempfail, true, false, score
 }

@@ -23,3 +23,15 @@ func CheckAllowlistThreshold(t int) error {
 	}
 	return nil
 }
+
+// CheckTagThreshold reports why tag cannot be Config.TagThreshold beside
+// threshold, or nil: the tag level is the band below the reject level.
+func CheckTagThreshold(tag, threshold int) error {
+	switch {
+	case tag < 0:
+		return fmt.Errorf("%d is negative (0 switches the tag level off)", tag)
+	case tag > 0 && tag >= threshold:
+		return fmt.Errorf("%d must be below threshold %d (clients from tag_threshold up to threshold are accepted and tagged, from threshold on the action applies)", tag, threshold)
+	}
+	return nil
+}

@@ -42,6 +42,10 @@ const (
 	// NoName means a domain list was not asked: the client has shown none
 	// of the names it checks, or none that can be asked.
 	NoName
+	// NotAuthenticated means an IP list with Sessions =
+	// SessionsAuthenticated was not asked: the client has not
+	// authenticated (Session.Authenticated).
+	NotAuthenticated
 )
 
 // FailurePolicy says what a DNS failure (Error, Timeout) of a list does to
@@ -70,6 +74,9 @@ const (
 	Tempfail
 	// Allowlisted: the score fell to the allowlist threshold or below.
 	Allowlisted
+	// Tag: the score reached TagThreshold but not Threshold; the client
+	// is accepted, its messages marked for a later filter.
+	Tag
 )
 
 // List is one list entry: a DNS zone plus how its answers are scored. The
@@ -121,6 +128,9 @@ type List struct {
 	// share its count, and the smallest limit among them applies. The cap
 	// is enforced only by a Budget (Options.Budget).
 	DailyQueries int
+	// Sessions says whether the entry counts for clients that have
+	// authenticated, that have not (the zero value), or for all.
+	Sessions Sessions
 }
 
 // Filter matches A-record answers of a list. It is one of: a postscreen
@@ -144,10 +154,18 @@ type Config struct {
 	// AllowlistThreshold, when negative, accepts (Allowlisted) as soon as
 	// the score is certain to be <= it. 0 disables it.
 	AllowlistThreshold int
+	// TagThreshold, when positive and below Threshold, is the tag level:
+	// a score that reaches it but not Threshold is decided Tag. 0
+	// disables it.
+	TagThreshold int
 	// Timeout is the default per-list timeout. Default 5s.
 	Timeout time.Duration
 	// FetchTXT asks for the TXT record of listed answers.
 	FetchTXT bool
+	// FetchAllowlistTXT asks for the TXT record of answers that an entry
+	// counts with a negative weight (an allowlist), for reports like RFC
+	// 8904's policy.txt, without delaying every listing by a TXT query.
+	FetchAllowlistTXT bool
 }
 
 // Result is one list entry's part of a Verdict.

@@ -16,6 +16,10 @@
 #       reach the DNS server (inet and unix)
 #   S   steady state, 2000 concurrent sessions: no errors, goroutines back
 #       to the idle count, live heap flat (inet and unix)
+#   P7  the cost per message of results_header = true (every message
+#       stamped, a forged copy deleted) against the connect-only
+#       configuration, sessions driven to the end of a message, cache hits
+#       (reported, no target)
 #
 # Ratios compare runs made on the same machine in the same minute, in
 # alternating rounds (median of the per-round ratios), because a small
@@ -24,7 +28,7 @@
 # Usage: scripts/bench.sh [-quick] [-profile] [-only P1,P2,...]
 #   -quick    fewer and shorter rounds (a smoke test of the script)
 #   -profile  also save CPU and allocation profiles of rblmilter during P1
-#   -only     run only the named parts (P1 P2 P3 P5 P6 S)
+#   -only     run only the named parts (P1 P2 P3 P5 P6 S P7)
 # Environment:
 #   BENCH_DIR    where binaries, configs, outputs and the summary go
 #                (default: a new directory under /tmp)
@@ -44,7 +48,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 QUICK=0
 PROFILE=0
-ONLY="P1,P2,P3,P5,P6,S"
+ONLY="P1,P2,P3,P5,P6,S,P7"
 while [ $# -gt 0 ]; do
 	case "$1" in
 	-quick) QUICK=1 ;;
@@ -205,8 +209,9 @@ sed -n 3,6p "$SUMMARY" >&2
 #   silent never answers (P3)
 #   q1-q3  50 ms, long enough for 1000 sessions to overlap (P6)
 #   s1-s3  5 ms (steady state)
+#   r1-r3  instant answers (P7)
 start dns "$MB" dns -listen "$DNS" -stats "$DNSSTATS" \
-	-zones h1.test,h2.test,h3.test,k1.test,k2.test,k3.test,k4.test,silent.test,q1.test,q2.test,q3.test,s1.test,s2.test,s3.test \
+	-zones h1.test,h2.test,h3.test,k1.test,k2.test,k3.test,k4.test,silent.test,q1.test,q2.test,q3.test,s1.test,s2.test,s3.test,r1.test,r2.test,r3.test \
 	-zone "k1.test delay=5ms" -zone "k2.test delay=5ms" -zone "k3.test delay=5ms" -zone "k4.test delay=5ms" \
 	-zone "silent.test loss=1" \
 	-zone "q1.test delay=50ms" -zone "q2.test delay=50ms" -zone "q3.test delay=50ms" \
@@ -472,6 +477,52 @@ if want S; then
 		row "S $kind: 4 rounds of $((SECS * 3)) s at 2000 concurrent sessions, the first fills the cache ($(num .sessions "$OUT/s-$kind-3.json") sessions in the last); goroutines at the end of rounds 1-3 -> settled: ${gor[*]} (idle $gor0); live heap after GC, MiB: $(calc "$heap0 / 1048576 | . * 10 | floor / 10") idle, ${heap[*]}; RSS after GC, MiB: $(calc "$rss0 / 1048576 | floor") idle, ${rss[*]} (at the end of each round: ${peak[*]}) | $errs errors | 0 errors; goroutines back to idle; live heap flat (+10%); RSS reported | $(verdict "$ok")"
 		stop "$DPID"
 	done
+fi
+
+#### P7: results_header = true against the connect-only configuration ####
+# Both daemons get the same sessions, driven as Postfix would to the end of
+# a message (each with a forged X-RBL to delete): the connect-only daemon
+# answers ACCEPT at connect and is asked nothing more; the stamping one is
+# sent the message's headers and its end, where it deletes the forged
+# copy and adds its header. Cache hits, 10% listed clients (listed on all
+# three lists: score 3, below threshold = 4, so nobody is refused; with
+# tag_threshold = 1 they are the stamping daemon's tag level), alternating
+# rounds, median of the per-round ratios.
+if want P7; then
+	inet_sock
+	plain=$SOCK
+	daemon p7-plain "$plain" 'threshold = 4' "$(list_tables r1.test r2.test r3.test)"
+	ppid=$DPID
+	inet_sock
+	stamped=$SOCK
+	daemon p7-stamped "$stamped" 'threshold = 4' 'tag_threshold = 1' 'results_header = true' "$(list_tables r1.test r2.test r3.test)"
+	spid=$DPID
+	common=(-duration "${SECS}s" -c "$CONC" -repeat 1 -pool 1000 -listed 0.1 -warmup -stage eom -header "X-RBL: score=-100")
+	tr=() pr=() pt=() st=() pp=() sp=() pc=() sc=()
+	for i in $(seq 1 "$ROUNDS"); do
+		if [ $((i % 2)) = 1 ]; then order="plain stamped"; else order="stamped plain"; fi
+		for who in $order; do
+			if [ "$who" = plain ]; then
+				run "p7-plain-$i" "${common[@]}" -pid "$ppid" "$plain"
+			else
+				run "p7-stamped-$i" "${common[@]}" -pid "$spid" "$stamped"
+			fi
+		done
+		p=$OUT/p7-plain-$i.json s=$OUT/p7-stamped-$i.json
+		tr+=("$(calc "$(num .sessions_per_s "$s") / $(num .sessions_per_s "$p")")")
+		pr+=("$(calc "$(num .session_latency.p99_ms "$s") / $(num .session_latency.p99_ms "$p")")")
+		pt+=("$(num .sessions_per_s "$p")") st+=("$(num .sessions_per_s "$s")")
+		pp+=("$(num .session_latency.p99_ms "$p")") sp+=("$(num .session_latency.p99_ms "$s")")
+		pc+=("$(num .target_process.cpu_us_per_session "$p")") sc+=("$(num .target_process.cpu_us_per_session "$s")")
+		log "P7 round $i: connect-only ${pt[-1]}/s p99 ${pp[-1]} ms, results_header ${st[-1]}/s p99 ${sp[-1]} ms, modifications $(num -c '.modifications // {}' "$s")"
+	done
+	last=$OUT/p7-stamped-$ROUNDS.json
+	mods=$(num '(.modifications["add header"] // 0) == .sessions and (.modifications["delete header"] // 0) == .sessions' "$last")
+	row "P7 results_header = true / connect-only, sessions to end of message: throughput (median of $ROUNDS rounds; connect-only $(fmt "$(median "${pt[@]}")" 0)/s, results_header $(fmt "$(median "${st[@]}")" 0)/s) | $(fmt "$(median "${tr[@]}")") | (cost reported) | info"
+	row "P7 the same, session p99 (connect-only $(fmt "$(median "${pp[@]}")") ms, results_header $(fmt "$(median "${sp[@]}")") ms) | $(fmt "$(median "${pr[@]}")") | (cost reported) | info"
+	row "P7 rblmilter CPU per session, connect-only / results_header (every message: forged copy deleted, header added: $mods) | $(fmt "$(median "${pc[@]}")" 1) / $(fmt "$(median "${sc[@]}")" 1) µs | (cost reported) | $(verdict "$(calc "if $mods then 1 else 0 end")")"
+	stop "$ppid"
+	stop "$spid"
 fi
 
 printf "\n" >>"$SUMMARY"

@@ -117,7 +117,9 @@ func cmdRun(ctx context.Context, args []string, env cliEnv) int {
 	offset := fs.Uint64("offset", 0, "skip this many addresses in every network: the same flags send the same IPs,\nso a second run against a running target needs another offset to miss its cache")
 	listedNets := fs.String("listed-net", defaultListedNets, "`CIDRs` whose addresses the test zones list")
 	cleanNets := fs.String("clean-net", defaultCleanNets, "`CIDRs` of clean client addresses")
-	stageS := fs.String("stage", "connect", "go on to helo, mail or rcpt while the milter answers continue")
+	stageS := fs.String("stage", "connect", "go on to helo, mail, rcpt or eom (a message: headers, body, end of message)\nwhile the milter answers continue")
+	var headers stringList
+	fs.Var(&headers, "header", "with -stage eom, another header field `\"Name: value\"` sent after the usual ones\n(repeatable), e.g. a forged copy of the milter's own header")
 	timeout := fs.Duration("timeout", 10*time.Second, "dial and per-command timeout")
 	hostname := fs.String("hostname", "mx.bench.test", "MTA hostname (macros j, {daemon_name})")
 	helo := fs.String("helo", "client.bench.test", "HELO name")
@@ -181,6 +183,13 @@ func cmdRun(ctx context.Context, args []string, env cliEnv) int {
 		if err != nil {
 			return loadConfig{}, err
 		}
+		extra, err := parseHeaders(headers)
+		if err != nil {
+			return loadConfig{}, err
+		}
+		if len(extra) > 0 && st != stageEOM {
+			return loadConfig{}, fmt.Errorf("-header needs -stage eom (headers are sent with the message)")
+		}
 		am, err := parseMask("-actions", *actions)
 		if err != nil {
 			return loadConfig{}, err
@@ -203,6 +212,7 @@ func cmdRun(ctx context.Context, args []string, env cliEnv) int {
 			Target: target, Sessions: n, Duration: *duration, Concurrency: *conc, Mix: m, Stage: st,
 			Timeout: *timeout, Hostname: *hostname, Helo: *helo, From: *from, Rcpt: *rcpt, Auth: *auth,
 			ActionMask: milter.OptAction(am), ProtocolMask: milter.OptProtocol(pm), Warmup: *warmup,
+			Headers: extra,
 		}, nil
 	}()
 	if err != nil {
@@ -318,6 +328,19 @@ func parseMask(flag, s string) (uint32, error) {
 		return 0, fmt.Errorf("%s %q: want a 32-bit mask like 0x3f", flag, s)
 	}
 	return uint32(v), nil
+}
+
+// parseHeaders splits each "Name: value" of -header.
+func parseHeaders(list []string) ([][2]string, error) {
+	var out [][2]string
+	for _, h := range list {
+		name, value, ok := strings.Cut(h, ":")
+		if !ok || name == "" || strings.ContainsAny(name, " \t\r\n") || strings.ContainsAny(value, "\r\n") {
+			return nil, fmt.Errorf("-header %q: want \"Name: value\" on one line", h)
+		}
+		out = append(out, [2]string{name, strings.TrimLeft(value, " \t")})
+	}
+	return out, nil
 }
 
 // stringList is a repeatable flag.

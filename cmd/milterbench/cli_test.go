@@ -58,6 +58,8 @@ func TestCLIBadInputNamesTheValue(t *testing.T) {
 		{[]string{"run", "tcp:1.2.3.4:5"}, `socket "tcp:1.2.3.4:5"`},
 		{[]string{"run", "-stage", "data", "inet:127.0.0.1:1"}, `-stage "data"`},
 		{[]string{"run", "-c", "0", "inet:127.0.0.1:1"}, "-c 0"},
+		{[]string{"run", "-stage", "eom", "-header", "X-RBL score=0", "inet:127.0.0.1:1"}, `-header "X-RBL score=0": want "Name: value"`},
+		{[]string{"run", "-header", "X-RBL: score=0", "inet:127.0.0.1:1"}, "-header needs -stage eom"},
 		{[]string{"run", "-listed-net", "198.18.0.0", "inet:127.0.0.1:1"}, `"198.18.0.0" is not a CIDR`},
 		{[]string{"run", "-pprof", "127.0.0.1:9890", "inet:127.0.0.1:1"}, `-pprof "127.0.0.1:9890"`},
 		{[]string{"run", "-actions", "zz", "inet:127.0.0.1:1"}, `-actions "zz"`},

@@ -26,9 +26,13 @@ const (
 	stageHelo
 	stageMail
 	stageRcpt
+	// stageEOM sends a message: its header fields, the end of headers, a
+	// body chunk and the end of message, each only if the milter did not
+	// ask to skip it.
+	stageEOM
 )
 
-var stageNames = [...]string{"connect", "helo", "mail", "rcpt"}
+var stageNames = [...]string{"connect", "helo", "mail", "rcpt", "eom"}
 
 func (s stage) String() string { return stageNames[s] }
 
@@ -38,8 +42,25 @@ func parseStage(s string) (stage, error) {
 			return stage(i), nil
 		}
 	}
-	return 0, fmt.Errorf("-stage %q: want connect, helo, mail or rcpt", s)
+	return 0, fmt.Errorf("-stage %q: want connect, helo, mail, rcpt or eom", s)
 }
+
+// benchHeaders are the header fields of the message sent at stageEOM, as
+// a message arriving from the Internet has them after the MTA's own
+// Received.
+var benchHeaders = [][2]string{
+	{"Received", "from client.bench.test (client.bench.test [198.51.100.1])\n\tby mx.bench.test with ESMTP id BENCH"},
+	{"From", "<sender@bench.test>"},
+	{"To", "<user@bench.test>"},
+	{"Subject", "milterbench"},
+	{"Date", "Tue, 1 Dec 2026 12:00:00 +0000"},
+	{"Message-ID", "<bench@bench.test>"},
+	{"MIME-Version", "1.0"},
+	{"Content-Type", "text/plain; charset=us-ascii"},
+}
+
+// benchBody is the message body sent at stageEOM.
+var benchBody = []byte("A milterbench test message.\r\n")
 
 // loadConfig is one load run.
 type loadConfig struct {
@@ -66,6 +87,9 @@ type loadConfig struct {
 	// Warmup sends every pooled address once before the measured run, so
 	// that a cache-hit workload measures cache hits only.
 	Warmup bool
+	// Headers are sent at stageEOM after benchHeaders ("Name: value"
+	// already split), e.g. a forged copy of the header the milter writes.
+	Headers [][2]string
 	// Now is the clock for latencies; nil means time.Now.
 	Now func() time.Time
 	// OnStart, if set, runs when the measured part begins (after warm-up);
@@ -94,6 +118,9 @@ type outcome struct {
 	ErrKind  string
 	Err      error
 	Aborted  bool // interrupted by the caller, not a failure of the target
+	// Mods counts the modifications asked for at end of message, by kind
+	// ("add header", "change header", ...).
+	Mods map[string]uint64
 }
 
 // loadRunner drives sessions; all its fields are read-only during a run
@@ -269,6 +296,8 @@ func (r *loadRunner) session(ctx context.Context, i uint64, pk pick) (out outcom
 			if err = s.Macros(milter.CodeRcpt, "{rcpt_addr}", cfg.Rcpt, "{rcpt_mailer}", "local"); err == nil {
 				act, err = s.Rcpt(cfg.Rcpt, nil)
 			}
+		case stageEOM:
+			act, out.Mods, err = message(s, cfg.Headers)
 		}
 		if err != nil {
 			return fail(st.String(), err)
@@ -281,6 +310,66 @@ func (r *loadRunner) session(ctx context.Context, i uint64, pk pick) (out outcom
 		_, _ = d.conn.Write(quitPacket)
 	}
 	return out
+}
+
+// message sends one message as Postfix does after DATA: each header field
+// (the library skips what the milter negotiated away), the end of
+// headers, the body and the end of message, stopping at a verdict other
+// than continue. It returns the final verdict and the modifications asked
+// for at end of message.
+func message(s *milter.ClientSession, extra [][2]string) (*milter.Action, map[string]uint64, error) {
+	for _, h := range append(benchHeaders[:len(benchHeaders):len(benchHeaders)], extra...) {
+		act, err := s.HeaderField(h[0], h[1])
+		if err != nil || act.Code != milter.ActContinue {
+			return act, nil, err
+		}
+	}
+	act, err := s.HeaderEnd()
+	if err != nil || act.Code != milter.ActContinue {
+		return act, nil, err
+	}
+	if act, err = s.BodyChunk(benchBody); err != nil || act.Code != milter.ActContinue && act.Code != milter.ActSkip {
+		return act, nil, err
+	}
+	mods, act, err := s.End()
+	if err != nil {
+		return nil, nil, err
+	}
+	var kinds map[string]uint64
+	for _, m := range mods {
+		if kinds == nil {
+			kinds = map[string]uint64{}
+		}
+		kinds[modName(m)]++
+	}
+	return act, kinds, nil
+}
+
+// modName names a modification the way the report counts it; a header
+// change with an empty value deletes the header.
+func modName(m milter.ModifyAction) string {
+	switch m.Code {
+	case milter.ActAddHeader:
+		return "add header"
+	case milter.ActInsertHeader:
+		return "insert header"
+	case milter.ActChangeHeader:
+		if m.HeaderValue == "" {
+			return "delete header"
+		}
+		return "change header"
+	case milter.ActAddRcpt:
+		return "add rcpt"
+	case milter.ActDelRcpt:
+		return "delete rcpt"
+	case milter.ActReplBody:
+		return "replace body"
+	case milter.ActChangeFrom:
+		return "change from"
+	case milter.ActQuarantine:
+		return "quarantine"
+	}
+	return "code " + strconv.QuoteRune(rune(m.Code))
 }
 
 // verdictName names a milter reply the way the report counts it.

@@ -209,6 +209,63 @@ func TestRunContinuesToRcpt(t *testing.T) {
 	}
 }
 
+// eomMilter checks that a message arrives whole (the usual header fields,
+// the -header ones, the body) and answers at end of message with a header
+// added and the -header one deleted, as a milter that stamps messages does.
+type eomMilter struct {
+	milter.NoOpMilter
+	headers *[]string
+	body    *int
+	bad     *sessionLog
+}
+
+func (m eomMilter) Header(name, value string, _ *milter.Modifier) (milter.Response, error) {
+	*m.headers = append(*m.headers, name+": "+value)
+	return milter.RespContinue, nil
+}
+
+func (m eomMilter) BodyChunk(chunk []byte, _ *milter.Modifier) (milter.Response, error) {
+	*m.body += len(chunk)
+	return milter.RespContinue, nil
+}
+
+func (m eomMilter) Body(mod *milter.Modifier) (milter.Response, error) {
+	got := *m.headers
+	if len(got) != len(benchHeaders)+1 || got[len(got)-1] != "X-Forged: score=0" || got[1] != "From: <sender@bench.test>" || *m.body != len(benchBody) {
+		m.bad.fail("message", fmt.Sprintf("headers %q, body %d bytes", got, *m.body))
+	}
+	if err := mod.ChangeHeader(1, "X-Forged", ""); err != nil {
+		return nil, err
+	}
+	if err := mod.AddHeader("X-Stamp", "ok"); err != nil {
+		return nil, err
+	}
+	return milter.RespContinue, nil
+}
+
+func TestRunSendsMessagesToEndOfMessage(t *testing.T) {
+	log := &sessionLog{clients: map[netip.Addr]int{}}
+	target := startMilter(t, "inet:127.0.0.1:0", func() milter.Milter {
+		return eomMilter{headers: new([]string), body: new(int), bad: log}
+	})
+	cfg := baseConfig(target, testMix(t, "0", "0", "0", 0), 50)
+	cfg.Stage = stageEOM
+	cfg.Headers = [][2]string{{"X-Forged", "score=0"}}
+	res, err := runLoad(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := res.report()
+	if rep.Errors != 0 || !maps.Equal(rep.Verdicts, map[string]uint64{"continue": 50}) || !maps.Equal(rep.At, map[string]uint64{"eom": 50}) ||
+		!maps.Equal(rep.Mods, map[string]uint64{"add header": 50, "delete header": 50}) {
+		t.Errorf("errors %d %v, verdicts %v at %v, modifications %v; want 50 continued at eom, each with a header added and one deleted",
+			rep.Errors, rep.ErrorSamples, rep.Verdicts, rep.At, rep.Mods)
+	}
+	if len(log.bad) > 0 {
+		t.Errorf("milter saw: %v", log.bad)
+	}
+}
+
 // A verdict at connect ends the session before HELO even with -stage rcpt.
 func TestRunStopsAtFinalVerdict(t *testing.T) {
 	var connects atomic.Uint64

@@ -31,6 +31,7 @@ type loadResult struct {
 	Aborted      uint64
 	Verdicts     map[string]uint64
 	At           map[string]uint64 // stage that gave the final verdict
+	Mods         map[string]uint64 // modifications asked for at end of message
 	Class        [2]classTally     // [0] clean, [1] listed
 	IPv4, IPv6   uint64
 	Repeated     uint64
@@ -60,6 +61,7 @@ func newLoadResult(cfg loadConfig) *loadResult {
 		Stage:       cfg.Stage,
 		Verdicts:    map[string]uint64{},
 		At:          map[string]uint64{},
+		Mods:        map[string]uint64{},
 		Class:       [2]classTally{{Verdicts: map[string]uint64{}}, {Verdicts: map[string]uint64{}}},
 		ErrorKinds:  map[string]uint64{},
 	}
@@ -105,6 +107,9 @@ func (r *loadResult) add(pk pick, o outcome) {
 		r.Verdicts[o.Verdict]++
 		c.Verdicts[o.Verdict]++
 		r.At[o.At.String()]++
+		for k, n := range o.Mods {
+			r.Mods[k] += n
+		}
 	}
 }
 
@@ -155,6 +160,7 @@ type runReport struct {
 	Decision       latencySummary    `json:"decision_latency"`
 	Verdicts       map[string]uint64 `json:"verdicts"`
 	At             map[string]uint64 `json:"verdict_stage"`
+	Mods           map[string]uint64 `json:"modifications,omitempty"`
 	Listed         classTally        `json:"listed"`
 	Clean          classTally        `json:"clean"`
 	Mix            mixReport         `json:"mix"`
@@ -202,6 +208,7 @@ func (r *loadResult) report() *runReport {
 		Decision:       summarize(&r.decisionLat),
 		Verdicts:       r.Verdicts,
 		At:             r.At,
+		Mods:           r.Mods,
 		Clean:          r.Class[0],
 		Listed:         r.Class[1],
 		Mix:            mixReport{IPv4: r.IPv4, IPv6: r.IPv6, Repeated: r.Repeated, Fresh: r.Fresh, Reused: r.Reused},
@@ -231,6 +238,9 @@ func (rep *runReport) writeText(w io.Writer) {
 	p("verdicts     %s\n", counts(rep.Verdicts))
 	if rep.Stage != stageConnect.String() {
 		p("decided at   %s\n", counts(rep.At))
+	}
+	if rep.Stage == stageEOM.String() {
+		p("modified     %s\n", counts(rep.Mods))
 	}
 	p("  listed IPs %d sent: %s%s\n", rep.Listed.Sent, counts(rep.Listed.Verdicts), errSuffix(rep.Listed.Errors))
 	p("  clean IPs  %d sent: %s%s\n", rep.Clean.Sent, counts(rep.Clean.Verdicts), errSuffix(rep.Clean.Errors))

@@ -43,7 +43,7 @@ func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 
 func TestCheckConfigGood(t *testing.T) {
 	code, out, errOut := runCLI(t, "-check-config", "-config", "testdata/full.toml")
-	if code != 0 || out != "testdata/full.toml: OK (5 lists, listen unix:/run/rblmilter/rblmilter.sock)\n" || errOut != "" {
+	if code != 0 || out != "testdata/full.toml: OK (6 lists, listen unix:/run/rblmilter/rblmilter.sock)\n" || errOut != "" {
 		t.Errorf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
 }

@@ -174,11 +174,20 @@ func parseConfig(data []byte, env parseEnv) (*daemonConfig, error) {
 	if err := rbl.CheckAllowlistThreshold(cfg.Engine.AllowlistThreshold); err != nil {
 		p.addf("allowlist_threshold", "%s", err)
 	}
+	cfg.Engine.TagThreshold = tagThreshold(root, cfg.Engine.Threshold)
 
 	cfg.Policy = policy(root, timeout)
-	cfg.Engine.FetchTXT = cfg.Policy.NeedsTXT()
 
-	cfg.Engine.Lists = append(sites(root), lists(root, timeout)...)
+	siteLists := sites(root)
+	fileLists, replies := lists(root, timeout, cfg.Policy.Stage)
+	cfg.Engine.Lists = append(siteLists, fileLists...)
+	countAuthenticated(cfg.Engine.Lists, cfg.Policy.SkipAuthenticated)
+	if len(replies) > 0 {
+		// ListReplies lines up with the engine's entries, sites first.
+		cfg.Policy.ListReplies = append(make([]milter.ListReply, len(siteLists)), replies...)
+	}
+	cfg.Engine.FetchTXT = cfg.Policy.NeedsTXT()
+	cfg.Engine.FetchAllowlistTXT = cfg.Policy.ResultsHeader
 	cacheTable := root.sub("cache")
 	logTable := root.sub("log")
 	metricsTable := root.sub("metrics")
@@ -315,10 +324,21 @@ func policy(t *table, timeout time.Duration) milter.Policy {
 	pol.Reply = t.str("reply", milter.DefaultReply)
 	pol.TempfailReply = t.str("tempfail_reply", milter.DefaultTempfailReply)
 	pol.Header = t.str("header", milter.DefaultHeader)
+	pol.ResultsHeader = t.boolean("results_header", false)
 	if pol.Header == "" {
 		// The milter reads an empty Header as its default; in the file
 		// it can only be a mistake.
-		t.p.addf("header", `"" is not a valid header field name`)
+		msg := `"" is not a valid header field name`
+		if pol.ResultsHeader {
+			msg += ", and results_header = true adds that header to every message"
+		}
+		t.p.addf("header", "%s", msg)
+	}
+	pol.AuthservID = t.str("authserv_id", "")
+	if t.has("authserv_id") && pol.AuthservID == "" {
+		// Empty is the milter's "use {j}"; in the file it can only be a
+		// mistake.
+		t.p.addf("authserv_id", `"" is empty (leave the key out to use the MTA's host name, its {j} macro)`)
 	}
 
 	exempt, defined := t.strings("exempt_recipients", func(_ int, s string) error {
@@ -404,8 +424,12 @@ func sites(t *table) []rbl.List {
 	return out
 }
 
-func lists(root *table, timeout time.Duration) []rbl.List {
+// lists reads the [[list]] tables, and each one's own reply templates
+// (nil when no list has any).
+func lists(root *table, timeout time.Duration, stage milter.Stage) ([]rbl.List, []milter.ListReply) {
 	var out []rbl.List
+	var replies []milter.ListReply
+	anyReply := false
 	for _, t := range root.tables("list") {
 		var l rbl.List
 		ok := true
@@ -452,12 +476,19 @@ func lists(root *table, timeout time.Duration) []rbl.List {
 			t.p.addf(t.keyPath("daily_queries"), "%d is negative (0 means no limit)", l.DailyQueries)
 			ok = false
 		}
+		l.Sessions = listSessions(t, stage)
+		reply := listReply(t)
 		t.finish()
 		if ok {
 			out = append(out, l)
+			replies = append(replies, reply)
+			anyReply = anyReply || reply != milter.ListReply{}
 		}
 	}
-	return out
+	if !anyReply {
+		replies = nil
+	}
+	return out, replies
 }
 
 // listChecks reads what a list is asked about: the address families of an

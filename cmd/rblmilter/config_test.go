@@ -104,6 +104,19 @@ var invalidConfigs = map[string]string{
 	"invalid-reply-placeholder.toml":         `reply: "554 5.7.1 Client host {host} blocked using {list}": unknown placeholder {host} (use {ip}, {name}, {list}, {code}, {txt}, {score})`,
 	"invalid-tempfail-reply.toml":            `tempfail_reply: "554 5.7.1 try later" must start with a 4xx reply code (like "454 4.7.1 ...")`,
 	"invalid-header.toml":                    `header: "X RBL" is not a valid header field name`,
+	"invalid-header-standard.toml":           `header: "Subject" is a header field the message itself uses; rblmilter deletes incoming copies of its header, so it needs a name of its own (like "X-RBL")`,
+	"invalid-tag-threshold.toml":             `tag_threshold: 3 must be below threshold 3 (clients from tag_threshold up to threshold are accepted and tagged, from threshold on the action applies)`,
+	"invalid-tag-threshold-negative.toml":    `tag_threshold: -1 is negative (0 switches the tag level off)`,
+	"invalid-results-header.toml":            `results_header: "yes" is not true or false`,
+	"invalid-results-header-no-name.toml":    `header: "" is not a valid header field name, and results_header = true adds that header to every message`,
+	"invalid-authserv-id-empty.toml":         `authserv_id: "" is empty (leave the key out to use the MTA's host name, its {j} macro)`,
+	"invalid-authserv-id.toml":               `authserv_id: "mx.example.org; dnswl=pass" has the character ';' (an authserv-id is a host name like "mx.example.org")`,
+	"invalid-list-reply.toml":                `list[1].reply: "451 4.7.1 Client host [{ip}] listed by Barracuda" must start with a 5xx reply code (like "554 5.7.1 ...")`,
+	"invalid-list-tempfail-reply.toml":       `list[0].tempfail_reply: "554 5.7.1 {list} did not answer" must start with a 4xx reply code (like "454 4.7.1 ...")`,
+	"invalid-list-reply-placeholder.toml":    `list[0].reply: "554 5.7.1 {client} is listed": unknown placeholder {client} (use {ip}, {name}, {list}, {code}, {txt}, {score})`,
+	"invalid-list-reply-empty.toml":          `list[0].reply: "" is empty (leave the key out to use the global reply)`,
+	"invalid-list-sessions.toml":             `list[0].sessions: "auth" is not one of unauthenticated, authenticated, all`,
+	"invalid-list-sessions-connect.toml":     `list[1].sessions: "authenticated" needs stage = "rcpt": with stage = "connect" the decision is taken when the client connects, before it can authenticate (SMTP AUTH comes after EHLO), so the list would never count`,
 	"invalid-exempt-recipients.toml":         `exempt_recipients[1]: "" is not a local part or address (like "postmaster" or "abuse@example.com")`,
 	"invalid-skip-authenticated.toml":        `skip_authenticated: "yes" is not true or false`,
 	"invalid-skip.toml":                      `skip[0]: "10.0.0.1/8" has host bits set (did you mean "10.0.0.0/8"?)`,
@@ -220,11 +233,11 @@ func TestFullConfig(t *testing.T) {
 		t.Errorf("resolvers = %q, want %q", cfg.Resolvers, want)
 	}
 	e := cfg.Engine
-	if e.Threshold != 3 || e.AllowlistThreshold != -2 || e.Timeout != 3*time.Second || !e.FetchTXT {
+	if e.Threshold != 3 || e.AllowlistThreshold != -2 || e.TagThreshold != 1 || e.Timeout != 3*time.Second || !e.FetchTXT || !e.FetchAllowlistTXT {
 		t.Errorf("engine = %+v", e)
 	}
-	if len(e.Lists) != 5 {
-		t.Fatalf("got %d lists, want 5 (2 sites + 3 tables)", len(e.Lists))
+	if len(e.Lists) != 6 {
+		t.Fatalf("got %d lists, want 6 (2 sites + 4 tables)", len(e.Lists))
 	}
 	if l := e.Lists[1]; l.Zone != "list.dnswl.org" || l.Weight != -2 {
 		t.Errorf("site 2 = %#v", l)
@@ -232,7 +245,7 @@ func TestFullConfig(t *testing.T) {
 	l := e.Lists[2]
 	if l.Zone != "zen.dq.spamhaus.net" || l.Name != "Spamhaus ZEN (DQS)" || l.Key != "abcdefghijklmnopqrstuvwxyz" ||
 		l.Weight != 2 || len(l.Filters) != 4 || l.Timeout != 2*time.Second || l.OnError != rbl.FailTempfail ||
-		!l.IPv4 || l.IPv6 || !l.Shadow || l.Monitor || l.DailyQueries != 250000 {
+		!l.IPv4 || l.IPv6 || !l.Shadow || l.Monitor || l.DailyQueries != 250000 || l.Sessions != rbl.SessionsAll {
 		t.Errorf("list[0] = %+v", l)
 	}
 	if f := l.Filters[3]; !f.HasWeight || f.Weight != 5 {
@@ -240,20 +253,34 @@ func TestFullConfig(t *testing.T) {
 	}
 	if l := e.Lists[3]; l.Zone != "bl.example.net" || l.Name != "bl.example.net" || l.Weight != 1 ||
 		l.Filters != nil || l.Timeout != 0 || l.OnError != rbl.FailIgnore || !l.IPv4 || !l.IPv6 || l.Shadow || !l.Monitor ||
-		l.Type != rbl.IPList || l.Checks != 0 || l.DailyQueries != 0 {
+		l.Type != rbl.IPList || l.Checks != 0 || l.DailyQueries != 0 ||
+		l.Sessions != rbl.SessionsAll {
+		// skip_authenticated = false: the default sessions count for
+		// authenticated clients too.
 		t.Errorf("list[1] defaults = %+v", l)
 	}
 	if l := e.Lists[4]; l.Type != rbl.DomainList || l.Checks != rbl.Checks(rbl.CheckClient, rbl.CheckReverseClient, rbl.CheckHelo) ||
 		l.IPv4 || l.IPv6 || l.Weight != 2 || len(l.Filters) != 1 {
 		t.Errorf("list[2] (domain) = %#v", l)
 	}
+	if l := e.Lists[5]; l.Zone != "authbl.example.net" || l.Sessions != rbl.SessionsAuthenticated {
+		t.Errorf("list[3] = %+v", l)
+	}
 	p := cfg.Policy
 	if p.Action != milter.ActionTag || p.Stage != milter.StageRcpt ||
 		p.Reply != "550 5.7.1 [{ip}] listed on {list} ({code}, score {score}): {txt}" ||
 		p.TempfailReply != "450 4.7.1 try again later" || p.Header != "X-Spam-RBL" ||
 		p.SkipAuthenticated || !p.PostscreenLog || p.Timeout != 3*time.Second ||
-		!reflect.DeepEqual(p.ExemptRecipients, []string{"postmaster@example.com"}) {
+		!reflect.DeepEqual(p.ExemptRecipients, []string{"postmaster@example.com"}) ||
+		!p.ResultsHeader || p.AuthservID != "mx.example.org" {
 		t.Errorf("policy = %+v", p)
+	}
+	// The list replies line up with the engine's entries: two sites first.
+	if want := []milter.ListReply{{}, {}, {
+		Reply:         "554 5.7.1 [{ip}] is listed by Spamhaus: {txt}",
+		TempfailReply: "451 4.7.1 Spamhaus did not answer for [{ip}]",
+	}, {}, {}, {}}; !reflect.DeepEqual(p.ListReplies, want) {
+		t.Errorf("list replies = %q, want %q", p.ListReplies, want)
 	}
 	prefixes := func(s ...string) []netip.Prefix {
 		var out []netip.Prefix
@@ -278,6 +305,28 @@ func TestFullConfig(t *testing.T) {
 	}
 	if cfg.Metrics != (metricsConfig{Listen: "", Pprof: true}) {
 		t.Errorf("metrics = %+v", cfg.Metrics)
+	}
+}
+
+// Lists count for unauthenticated sessions by default; skip_authenticated =
+// false makes those count for authenticated ones too, and leaves the
+// authenticated-only lists as they are.
+func TestSessionsAndSkipAuthenticated(t *testing.T) {
+	const lists = `stage = "rcpt"
+[[list]]
+zone = "zen.example"
+[[list]]
+zone = "authbl.example"
+sessions = "authenticated"
+`
+	for skip, want := range map[string][]rbl.Sessions{
+		"":                             {rbl.SessionsUnauthenticated, rbl.SessionsAuthenticated},
+		"skip_authenticated = false\n": {rbl.SessionsAll, rbl.SessionsAuthenticated},
+	} {
+		cfg := mustParse(t, skip+lists)
+		if got := []rbl.Sessions{cfg.Engine.Lists[0].Sessions, cfg.Engine.Lists[1].Sessions}; !reflect.DeepEqual(got, want) {
+			t.Errorf("%q: sessions %v, want %v", skip, got, want)
+		}
 	}
 }
 

@@ -151,3 +151,26 @@ func TestReadmeExampleConfigParses(t *testing.T) {
 		t.Errorf("README.md's example configuration:\n%s\nis refused:\n%v", example, err)
 	}
 }
+
+// The policy-levels example of docs/configuration.md is accepted by the
+// parser and means what the page says: reject at 3, tag at 1, every
+// message stamped, Spamhaus' own reply.
+func TestPolicyLevelsExampleParses(t *testing.T) {
+	raw, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(raw), "\n## Example: tag at 1, reject at 3")
+	_, rest, hasBlock := strings.Cut(section, "\n```toml\n")
+	if !ok || !hasBlock {
+		t.Fatal("docs/configuration.md has no \"Example: tag at 1, reject at 3\" section with a ```toml block")
+	}
+	example, _, _ := strings.Cut(rest, "\n```")
+	cfg, err := parseConfig([]byte("resolvers = [\"127.0.0.1\"]\n"+example), testParseEnv())
+	if err != nil {
+		t.Fatalf("the example:\n%s\nis refused:\n%v", example, err)
+	}
+	if e, p := cfg.Engine, cfg.Policy; e.Threshold != 3 || e.TagThreshold != 1 || !p.ResultsHeader || len(p.ListReplies) != 3 || p.ListReplies[0].Reply == "" {
+		t.Errorf("the example gives threshold %d, tag_threshold %d, results_header %v, list replies %q", e.Threshold, e.TagThreshold, p.ResultsHeader, p.ListReplies)
+	}
+}
