@@ -57,21 +57,45 @@ type Session struct {
 
 	// The common case fits inline, saving an allocation: up to 4 lists
 	// and 2 domain groups. (Larger buffers cost more in zeroing and
-	// garbage collection than the allocation they save.)
+	// garbage collection than the allocation they save.) A session with
+	// domain lists is a namedSession instead, with room for more.
 	resultBuf  [4]Result
 	dActiveBuf [2]uint64
 }
 
+// namedSession is a Session with domain lists, allocated in one piece
+// with room for the results of an IP-and-domain configuration and for the
+// name lookups of a HELO name and a sender domain in two zones, so that
+// such a session costs one allocation as an IP-only one does. An IP-only
+// session does not pay for the room.
+type namedSession struct {
+	Session
+	results [namedResults]Result
+	lookups [4]nameLookup
+}
+
+// namedResults is how many list entries a namedSession has room for.
+const namedResults = 6
+
 // Start begins a client's session: every IP list is looked up for ip in
 // parallel, from the cache where it can. Domain lists wait for Ask.
 func (c *Checker) Start(ip netip.Addr) *Session {
-	s := &Session{c: c, mark: c.now()}
-	s.v.IP = ip
-	if n := len(c.cfg.Lists); n <= len(s.resultBuf) {
+	var s *Session
+	n := len(c.cfg.Lists)
+	switch {
+	case len(c.dgroups) > 0 && n <= namedResults:
+		ns := &namedSession{}
+		s = &ns.Session
+		s.v.Results = ns.results[:n]
+		s.lookups = ns.lookups[:0]
+	case n <= len(s.resultBuf):
+		s = &Session{}
 		s.v.Results = s.resultBuf[:n]
-	} else {
-		s.v.Results = make([]Result, n)
+	default:
+		s = &Session{v: Verdict{Results: make([]Result, n)}}
 	}
+	s.c, s.mark = c, c.now()
+	s.v.IP = ip
 	s.startIP(false)
 	if len(c.dgroups) > 0 {
 		s.startDomain()
