@@ -184,40 +184,37 @@ func (s *Session) ask(gi int, name string, check Check, cacheNow uint32) {
 		s.report(gi, Checks(check), name, &a, 0)
 		return
 	}
-	s.nextID++
-	id := s.nextID
-	if s.lookups == nil {
-		// Room for a name and its registered domain, for two checks (a
-		// HELO name, a sender domain), in two zones that share the
-		// names, as they mostly do.
-		s.lookups = make([]nameLookup, 0, 4)
-	}
-	s.lookups = append(s.lookups, nameLookup{id: id, group: gi, name: name, checks: Checks(check)})
-	s.mu.Unlock()
-
 	g := &c.dgroups[gi]
 	active := s.dActive[gi]
 	var key keyName
 	var pre *answer
 	if c.cache != nil {
+		// Under s.mu (the cache never takes it), so that a cached answer
+		// is recorded with the lookup in one step.
 		key = c.cache.nameKey(g.zoneID, name)
 		if e, ok := c.cache.getName(key, cacheNow); ok {
 			a := e.answer()
-			if !c.needTXT(g, active, &a) {
-				s.complete(id, gi, name, check, &a, 0)
+			if c.needTXT(g, active, &a) {
+				if txt, ok := c.cache.getNameTXT(key); ok {
+					a.txt = txt
+				} else {
+					// A copy, so that a stays on the stack in the
+					// common case below.
+					pre = new(answer)
+					*pre = a
+				}
+			}
+			if pre == nil {
+				s.add(nameLookup{group: gi, name: name, checks: Checks(check), state: lookupDone, a: a})
+				s.mu.Unlock()
+				s.report(gi, Checks(check), name, &a, 0)
 				return
 			}
-			if txt, ok := c.cache.getNameTXT(key); ok {
-				a.txt = txt
-				s.complete(id, gi, name, check, &a, 0)
-				return
-			}
-			// A copy, so that a stays on the stack in the common case
-			// above.
-			pre = new(answer)
-			*pre = a
 		}
 	}
+	id := s.add(nameLookup{group: gi, name: name, checks: Checks(check)})
+	s.mu.Unlock()
+
 	if s.notify == nil {
 		s.notify = make(chan struct{}, 1)
 	}
@@ -241,6 +238,21 @@ func (s *Session) ask(gi int, name string, check Check, cacheNow uint32) {
 		a := answer{kind: answerError, err: errClosed}
 		s.complete(id, gi, name, check, &a, 0)
 	}
+}
+
+// add appends lk to the session's lookups with a new id, and returns the
+// id; s.mu is held.
+func (s *Session) add(lk nameLookup) uint32 {
+	s.nextID++
+	lk.id = s.nextID
+	if s.lookups == nil {
+		// Room for a name and its registered domain, for two checks (a
+		// HELO name, a sender domain), in two zones that share the
+		// names, as they mostly do.
+		s.lookups = make([]nameLookup, 0, 4)
+	}
+	s.lookups = append(s.lookups, lk)
+	return lk.id
 }
 
 // complete records the answer of lookup id and reports it to the Observer
