@@ -86,7 +86,8 @@ func (s *Session) Ask(check Check, name string) error {
 	if err != nil && (name != "" || check == CheckSender) && c.checks.Has(check) {
 		c.log.Debug("name not asked of domain lists", "check", check.String(), "reason", err.Error())
 	}
-	if names == s.names[check] {
+	old := s.names[check]
+	if names == old {
 		return err
 	}
 	s.names[check] = names
@@ -112,7 +113,10 @@ func (s *Session) Ask(check Check, name string) error {
 			s.ask(gi, n, check, cacheNow)
 		}
 	}
-	s.prune()
+	if old != ([2]string{}) {
+		// Only a replaced name leaves lookups no check asks.
+		s.prune()
+	}
 	return err
 }
 
