@@ -50,6 +50,7 @@ Usage:
   milterbench run  [flags] [SOCKET]   drive concurrent milter sessions and report
   milterbench dns  [flags]            serve generated DNSBL zones for benchmarks
   milterbench null [flags]            a milter answering ACCEPT at connect (baseline)
+  milterbench smtp [flags] HOST:PORT  drive SMTP sessions from real client addresses
 
 SOCKET is an MTA-style milter address: inet:HOST:PORT, inet:PORT@HOST,
 inet6:PORT@[::1], unix:/path or local:/path.
@@ -69,6 +70,8 @@ func runCLI(ctx context.Context, args []string, env cliEnv) int {
 		return cmdDNS(ctx, args[1:], env)
 	case "null":
 		return cmdNull(ctx, args[1:], env)
+	case "smtp":
+		return cmdSMTP(ctx, args[1:], env)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(env.stdout, usageText)
 		return exitOK
@@ -107,16 +110,7 @@ func usageErr(env cliEnv, cmd string, err error) int {
 func cmdRun(ctx context.Context, args []string, env cliEnv) int {
 	fs := newFlagSet("run", "run [flags] [SOCKET]\n\nDrives concurrent milter sessions like Postfix's smtpd: a new connection per\nclient, negotiate, connect macros, CONNECT with the client IP, the verdict,\nthen close. Client IPs come from a mix; an IP is \"listed\" when it lies in\n-listed-net, the rule \"milterbench dns\" answers by. Exit status 1 if any\nsession failed.", env)
 	socket := fs.String("socket", "inet:127.0.0.1:8890", "milter `SOCKET` (or give it as the argument)")
-	sessions := fs.Uint64("n", 0, "sessions to run; with -duration too, whichever ends first (default 10000 unless -duration is given)")
-	duration := fs.Duration("duration", 0, "stop starting sessions after this long")
-	conc := fs.Int("c", 10, "concurrent sessions")
-	listedS := fs.String("listed", "0.1", "share of sessions with a listed client IP (0..1 or 0%..100%)")
-	repeatS := fs.String("repeat", "0", "share of sessions reusing an IP from the pool (cache hits)")
-	ipv6S := fs.String("ipv6", "0", "share of IPv6 client IPs")
-	pool := fs.Uint64("pool", 1000, "distinct IPs in the repeat pool")
-	offset := fs.Uint64("offset", 0, "skip this many addresses in every network: the same flags send the same IPs,\nso a second run against a running target needs another offset to miss its cache")
-	listedNets := fs.String("listed-net", defaultListedNets, "`CIDRs` whose addresses the test zones list")
-	cleanNets := fs.String("clean-net", defaultCleanNets, "`CIDRs` of clean client addresses")
+	pf := addPlanFlags(fs, 10)
 	stageS := fs.String("stage", "connect", "go on to helo, mail, rcpt or eom (a message: headers, body, end of message)\nwhile the milter answers continue")
 	var headers stringList
 	fs.Var(&headers, "header", "with -stage eom, another header field `\"Name: value\"` sent after the usual ones\n(repeatable), e.g. a forged copy of the milter's own header")
@@ -126,7 +120,6 @@ func cmdRun(ctx context.Context, args []string, env cliEnv) int {
 	from := fs.String("from", "sender@bench.test", "MAIL FROM address")
 	rcpt := fs.String("rcpt", "user@bench.test", "RCPT TO address")
 	auth := fs.Bool("auth", false, "send SASL macros ({auth_authen}) at MAIL")
-	warmup := fs.Bool("warmup", false, "send every pooled IP once before measuring")
 	jsonOut := fs.Bool("json", false, "print the report as JSON")
 	pid := fs.Int("pid", 0, "target process `PID`: report its CPU time and RSS over the run")
 	pprofURL := fs.String("pprof", "", "target's pprof `URL` (http://127.0.0.1:9890/debug/pprof/): fetch a CPU profile during the run")
@@ -154,31 +147,10 @@ func cmdRun(ctx context.Context, args []string, env cliEnv) int {
 		if err != nil {
 			return loadConfig{}, err
 		}
-		listed, err := parseFraction("-listed", *listedS)
+		plan, err := pf.plan()
 		if err != nil {
 			return loadConfig{}, err
 		}
-		repeat, err := parseFraction("-repeat", *repeatS)
-		if err != nil {
-			return loadConfig{}, err
-		}
-		ipv6, err := parseFraction("-ipv6", *ipv6S)
-		if err != nil {
-			return loadConfig{}, err
-		}
-		ln, err := parseNets("-listed-net", *listedNets)
-		if err != nil {
-			return loadConfig{}, err
-		}
-		cn, err := parseNets("-clean-net", *cleanNets)
-		if err != nil {
-			return loadConfig{}, err
-		}
-		m, err := newMix(listed, repeat, ipv6, *pool, ln, cn)
-		if err != nil {
-			return loadConfig{}, err
-		}
-		m.offset = *offset
 		st, err := parseStage(*stageS)
 		if err != nil {
 			return loadConfig{}, err
@@ -201,34 +173,24 @@ func cmdRun(ctx context.Context, args []string, env cliEnv) int {
 		if *timeout <= 0 {
 			return loadConfig{}, fmt.Errorf("-timeout %s: must be positive", *timeout)
 		}
-		if *duration < 0 {
-			return loadConfig{}, fmt.Errorf("-duration %s: must not be negative", *duration)
-		}
-		n := *sessions
-		if n == 0 && *duration == 0 {
-			n = 10000
-		}
 		return loadConfig{
-			Target: target, Sessions: n, Duration: *duration, Concurrency: *conc, Mix: m, Stage: st,
+			drivePlan: plan,
+			Target:    target, Stage: st,
 			Timeout: *timeout, Hostname: *hostname, Helo: *helo, From: *from, Rcpt: *rcpt, Auth: *auth,
-			ActionMask: milter.OptAction(am), ProtocolMask: milter.OptProtocol(pm), Warmup: *warmup,
+			ActionMask: milter.OptAction(am), ProtocolMask: milter.OptProtocol(pm),
 			Headers: extra,
 		}, nil
 	}()
 	if err != nil {
 		return usageErr(env, "run", err)
 	}
-	if cfg.Concurrency < 1 {
-		return usageErr(env, "run", fmt.Errorf("-c %d: need at least 1 concurrent session", cfg.Concurrency))
-	}
-
 	var profURL string
 	if *pprofURL != "" {
 		secs := *pprofSecs
 		if secs <= 0 {
 			secs = 10
-			if *duration > 0 {
-				secs = int(math.Ceil(duration.Seconds()))
+			if cfg.Duration > 0 {
+				secs = int(math.Ceil(cfg.Duration.Seconds()))
 			}
 		}
 		if profURL, err = profileURL(*pprofURL, secs); err != nil {
@@ -321,6 +283,75 @@ func cmdRun(ctx context.Context, args []string, env cliEnv) int {
 	return exitOK
 }
 
+// planFlags are the flags of the commands that drive sessions: how many,
+// how many at once, and the client address mix.
+type planFlags struct {
+	sessions              *uint64
+	duration              *time.Duration
+	conc                  *int
+	listed, repeat, ipv6  *string
+	pool, offset          *uint64
+	listedNets, cleanNets *string
+	warmup                *bool
+}
+
+func addPlanFlags(fs *flag.FlagSet, conc int) *planFlags {
+	return &planFlags{
+		sessions: fs.Uint64("n", 0, "sessions to run; with -duration too, whichever ends first (default 10000 unless -duration is given)"),
+		duration: fs.Duration("duration", 0, "stop starting sessions after this long"),
+		conc:     fs.Int("c", conc, "concurrent sessions"),
+		listed:   fs.String("listed", "0.1", "share of sessions with a listed client IP (0..1 or 0%..100%)"),
+		repeat:   fs.String("repeat", "0", "share of sessions reusing an IP from the pool (cache hits)"),
+		ipv6:     fs.String("ipv6", "0", "share of IPv6 client IPs"),
+		pool:     fs.Uint64("pool", 1000, "distinct IPs in the repeat pool"),
+		offset: fs.Uint64("offset", 0, "skip this many addresses in every network: the same flags send the same IPs,\n"+
+			"so a second run against a running target needs another offset to miss its cache"),
+		listedNets: fs.String("listed-net", defaultListedNets, "`CIDRs` whose addresses the test zones list"),
+		cleanNets:  fs.String("clean-net", defaultCleanNets, "`CIDRs` of clean client addresses"),
+		warmup:     fs.Bool("warmup", false, "send every pooled IP once before measuring"),
+	}
+}
+
+// plan validates the flags into a drivePlan.
+func (f *planFlags) plan() (drivePlan, error) {
+	listed, err := parseFraction("-listed", *f.listed)
+	if err != nil {
+		return drivePlan{}, err
+	}
+	repeat, err := parseFraction("-repeat", *f.repeat)
+	if err != nil {
+		return drivePlan{}, err
+	}
+	ipv6, err := parseFraction("-ipv6", *f.ipv6)
+	if err != nil {
+		return drivePlan{}, err
+	}
+	ln, err := parseNets("-listed-net", *f.listedNets)
+	if err != nil {
+		return drivePlan{}, err
+	}
+	cn, err := parseNets("-clean-net", *f.cleanNets)
+	if err != nil {
+		return drivePlan{}, err
+	}
+	m, err := newMix(listed, repeat, ipv6, *f.pool, ln, cn)
+	if err != nil {
+		return drivePlan{}, err
+	}
+	m.offset = *f.offset
+	if *f.duration < 0 {
+		return drivePlan{}, fmt.Errorf("-duration %s: must not be negative", *f.duration)
+	}
+	if *f.conc < 1 {
+		return drivePlan{}, fmt.Errorf("-c %d: need at least 1 concurrent session", *f.conc)
+	}
+	n := *f.sessions
+	if n == 0 && *f.duration == 0 {
+		n = 10000
+	}
+	return drivePlan{Sessions: n, Duration: *f.duration, Concurrency: *f.conc, Mix: m, Warmup: *f.warmup}, nil
+}
+
 // parseMask reads a milter option mask in hex (0x3f) or decimal.
 func parseMask(flag, s string) (uint32, error) {
 	v, err := strconv.ParseUint(s, 0, 32)
@@ -364,11 +395,20 @@ func cmdDNS(ctx context.Context, args []string, env cliEnv) int {
 	statsAddr := fs.String("stats", "", "serve counters over HTTP at `ADDRESS` (like 127.0.0.1:5380)")
 	seed := fs.Uint64("seed", 1, "seed for -loss")
 	jsonOut := fs.Bool("json", false, "print the final counters as JSON")
+	forward := fs.String("forward", "", "proxy to the DNS server at `ADDRESS` instead of generating answers: every query in\n-zones waits -delay (and -loss), then gets the upstream's answer; a DNSBL server\n(rbldnsd) placed at a distance, and counted")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
 	if fs.NArg() > 0 {
 		return usageErr(env, "dns", fmt.Errorf("unexpected arguments %q", fs.Args()))
+	}
+	var upstream *dnsUpstream
+	if *forward != "" {
+		u, err := newDNSUpstream(*forward, 5*time.Second)
+		if err != nil {
+			return usageErr(env, "dns", err)
+		}
+		upstream = u
 	}
 	base := zoneConfig{Delay: *delay, TTL: uint32(min(*ttl, math.MaxUint32)), NegTTL: uint32(min(*negTTL, math.MaxUint32))}
 	loss, err := parseFraction("-loss", *lossS)
@@ -419,6 +459,7 @@ func cmdDNS(ctx context.Context, args []string, env cliEnv) int {
 	if err != nil {
 		return usageErr(env, "dns", err)
 	}
+	srv.upstream = upstream
 	pc, ln, err := listenDNS(*listen)
 	if err != nil {
 		return usageErr(env, "dns", err)
@@ -442,7 +483,11 @@ func cmdDNS(ctx context.Context, args []string, env cliEnv) int {
 	for i, z := range cfgs {
 		names[i] = strings.TrimSuffix(z.Name, ".")
 	}
-	fmt.Fprintf(env.stderr, "milterbench dns: serving %s on %s (udp+tcp)\n", strings.Join(names, ", "), pc.LocalAddr())
+	how := "serving"
+	if upstream != nil {
+		how = "forwarding to " + upstream.addr + ":"
+	}
+	fmt.Fprintf(env.stderr, "milterbench dns: %s %s on %s (udp+tcp)\n", how, strings.Join(names, ", "), pc.LocalAddr())
 	if env.ready != nil {
 		env.ready(pc.LocalAddr().String())
 	}
@@ -508,4 +553,115 @@ func cmdNull(ctx context.Context, args []string, env cliEnv) int {
 		return exitFail
 	}
 	return exitOK
+}
+
+func cmdSMTP(ctx context.Context, args []string, env cliEnv) int {
+	fs := newFlagSet("smtp", "smtp [flags] [HOST:PORT[,[V6HOST]:PORT]]\n\n"+
+		"Drives SMTP sessions against an MTA, each from its client address in the mix\n"+
+		"bound as the real source address: wait for the whole greeting, EHLO, MAIL,\n"+
+		"RCPT, DATA, a small message, QUIT; QUIT at the first 4xx or 5xx. Reports per\n"+
+		"class (listed, clean) where sessions ended and how fast, and the wrong\n"+
+		"outcomes (listed accepted, clean refused). The addresses must be local: run\n"+
+		"it in a network namespace with a local route for the client networks\n"+
+		"(ip route add local 198.18.0.0/15 dev lo; for IPv6 also\n"+
+		"sysctl net.ipv6.ip_nonlocal_bind=1), as scripts/bench-postfix.sh does.\n"+
+		"Exit status 1 if any session failed.", env)
+	server := fs.String("server", "", "MTA `ADDRESSES`: HOST:PORT, and [V6HOST]:PORT for IPv6 clients, comma-separated\n(or give them as the argument)")
+	pf := addPlanFlags(fs, 10)
+	timeout := fs.Duration("timeout", 60*time.Second, "dial and per-reply timeout (longer than postscreen's greet wait)")
+	helo := fs.String("helo", "client.bench.test", "EHLO name")
+	from := fs.String("from", "sender@bench.test", "MAIL FROM address")
+	rcpt := fs.String("rcpt", "user@bench.test", "RCPT TO address")
+	jsonOut := fs.Bool("json", false, "print the report as JSON")
+	var cpu stringList
+	fs.Var(&cpu, "cpu", "report the CPU of a process `NAME=PID` and all its descendants (children reaped\ninclusive) over the measured run; repeatable, a name given twice adds up")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 1 {
+		return usageErr(env, "smtp", fmt.Errorf("one server argument at most, got %q", fs.Args()))
+	}
+	if fs.NArg() == 1 {
+		*server = fs.Arg(0)
+	}
+	cfg := smtpConfig{Timeout: *timeout, Helo: *helo, From: *from, Rcpt: *rcpt}
+	var err error
+	if cfg.Server4, cfg.Server6, err = parseServers(*server); err != nil {
+		return usageErr(env, "smtp", err)
+	}
+	if cfg.drivePlan, err = pf.plan(); err != nil {
+		return usageErr(env, "smtp", err)
+	}
+	var watches []cpuWatch
+	for _, c := range cpu {
+		w, err := parseCPUWatch(c)
+		if err != nil {
+			return usageErr(env, "smtp", err)
+		}
+		watches = append(watches, w)
+	}
+	before, err := sampleTrees("/proc", watches)
+	if err != nil {
+		return usageErr(env, "smtp", err)
+	}
+	var cpuStart time.Duration
+	cfg.OnStart = func() {
+		cpuStart = selfCPU()
+		if b, err := sampleTrees("/proc", watches); err == nil {
+			before = b // after warm-up
+		}
+	}
+	res, err := runSMTP(ctx, cfg)
+	if err != nil {
+		return usageErr(env, "smtp", err)
+	}
+	rep := res.report()
+	rep.Client.CPUSeconds = (selfCPU() - cpuStart).Seconds()
+	if rep.Sessions > 0 {
+		rep.Client.CPUPerSession = rep.Client.CPUSeconds * 1e6 / float64(rep.Sessions)
+	}
+	if len(watches) > 0 {
+		after, err := sampleTrees("/proc", watches)
+		if err != nil {
+			fmt.Fprintf(env.stderr, "milterbench smtp: %v\n", err)
+			rep.Errors++
+		} else {
+			rep.CPU = treeDeltas(watches, before, after, rep.Sessions)
+		}
+	}
+	if *jsonOut {
+		enc := json.NewEncoder(env.stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(rep)
+	} else {
+		rep.writeText(env.stdout)
+	}
+	if rep.Errors > 0 || rep.Interrupted {
+		return exitFail
+	}
+	return exitOK
+}
+
+// parseServers splits the -server list into the IPv4 and IPv6 server
+// addresses; each must be a literal address with a port.
+func parseServers(s string) (v4, v6 string, err error) {
+	if strings.TrimSpace(s) == "" {
+		return "", "", errors.New("-server: give the MTA's HOST:PORT")
+	}
+	for _, a := range strings.Split(s, ",") {
+		a = strings.TrimSpace(a)
+		ap, perr := netip.ParseAddrPort(a)
+		if perr != nil {
+			return "", "", fmt.Errorf("-server %q: want IP:PORT or [IPv6]:PORT like 192.0.2.25:25", a)
+		}
+		slot := &v4
+		if ap.Addr().Is6() && !ap.Addr().Is4In6() {
+			slot = &v6
+		}
+		if *slot != "" {
+			return "", "", fmt.Errorf("-server %q: two addresses of the same family (%s and %s)", s, *slot, a)
+		}
+		*slot = ap.String()
+	}
+	return v4, v6, nil
 }

@@ -40,7 +40,7 @@ func TestCLIUsage(t *testing.T) {
 	if code, _, errOut := runCmd(t, context.Background(), cliEnv{}, "bogus"); code != exitUsage || !strings.Contains(errOut, `unknown command "bogus"`) {
 		t.Errorf("bogus: exit %d, stderr %q", code, errOut)
 	}
-	for _, cmd := range []string{"run", "dns", "null"} {
+	for _, cmd := range []string{"run", "dns", "null", "smtp"} {
 		code, _, errOut := runCmd(t, context.Background(), cliEnv{}, cmd, "-h")
 		if code != exitOK || !strings.Contains(errOut, "Usage: milterbench "+cmd) {
 			t.Errorf("%s -h: exit %d, stderr %q", cmd, code, errOut)

@@ -63,6 +63,10 @@ type dnsBench struct {
 	total    atomic.Uint64
 	other    atomic.Uint64
 	done     chan struct{} // closed at shutdown: delayed answers give up
+	// upstream, if set, answers every query in the zones instead of the
+	// generated data: the server is then a counting, delaying proxy in
+	// front of a real DNSBL server (see relay).
+	upstream *dnsUpstream
 
 	rngMu sync.Mutex
 	rng   *rand.Rand
@@ -150,6 +154,10 @@ func (b *dnsBench) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 			t.Stop()
 			return
 		}
+	}
+	if b.upstream != nil {
+		b.upstream.relay(w, r, c)
+		return
 	}
 	m.SetReply(r)
 	m.Authoritative = true

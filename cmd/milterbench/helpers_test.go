@@ -106,7 +106,8 @@ func testMix(t *testing.T, listed, repeat, ipv6 string, pool uint64) *mix {
 // baseConfig is a load run against target with test-friendly defaults.
 func baseConfig(target socketspec.Spec, m *mix, n uint64) loadConfig {
 	return loadConfig{
-		Target: target, Sessions: n, Concurrency: 4, Mix: m, Timeout: 10 * time.Second,
+		drivePlan: drivePlan{Sessions: n, Concurrency: 4, Mix: m},
+		Target:    target, Timeout: 10 * time.Second,
 		Hostname: "mx.bench.test", Helo: "client.bench.test", From: "sender@bench.test", Rcpt: "user@bench.test",
 		ActionMask: defaultActionMask, ProtocolMask: defaultProtocolMask,
 	}

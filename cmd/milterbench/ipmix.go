@@ -174,6 +174,15 @@ func newMix(listed, repeat, ipv6 fraction, pool uint64, listedNets, cleanNets []
 	return m, nil
 }
 
+// usesFamily reports whether the mix ever sends an IPv6 (v6) or IPv4
+// client address.
+func (m *mix) usesFamily(v6 bool) bool {
+	if v6 {
+		return m.ipv6 > 0
+	}
+	return m.ipv6 < ppm
+}
+
 func firstOfFamily(nets []netip.Prefix) (v4, v6 netip.Prefix) {
 	for _, p := range nets {
 		if p.Addr().Is4() && !v4.IsValid() {

@@ -8,8 +8,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-milter"
@@ -64,12 +62,9 @@ var benchBody = []byte("A milterbench test message.\r\n")
 
 // loadConfig is one load run.
 type loadConfig struct {
-	Target      socketspec.Spec
-	Sessions    uint64        // stop after this many sessions (0: no limit)
-	Duration    time.Duration // stop starting sessions after this (0: no limit)
-	Concurrency int
-	Mix         *mix
-	Stage       stage
+	drivePlan
+	Target socketspec.Spec
+	Stage  stage
 	// Timeout bounds the dial and every milter read and write, as
 	// Postfix's milter_connect_timeout and milter_command_timeout do.
 	Timeout time.Duration
@@ -84,17 +79,9 @@ type loadConfig struct {
 	// server) when the masks fit version 2 (actions 0x3f, protocol 0x7f).
 	ActionMask   milter.OptAction
 	ProtocolMask milter.OptProtocol
-	// Warmup sends every pooled address once before the measured run, so
-	// that a cache-hit workload measures cache hits only.
-	Warmup bool
 	// Headers are sent at stageEOM after benchHeaders ("Name: value"
 	// already split), e.g. a forged copy of the header the milter writes.
 	Headers [][2]string
-	// Now is the clock for latencies; nil means time.Now.
-	Now func() time.Time
-	// OnStart, if set, runs when the measured part begins (after warm-up);
-	// the CLI starts the target's CPU profile there.
-	OnStart func()
 }
 
 // Postfix-like defaults for the fields an admin rarely changes.
@@ -123,82 +110,28 @@ type outcome struct {
 	Mods map[string]uint64
 }
 
-// loadRunner drives sessions; all its fields are read-only during a run
-// apart from next.
+// loadRunner drives sessions; its fields are read-only during a run.
 type loadRunner struct {
 	cfg    loadConfig
 	dialer *net.Dialer
-	next   atomic.Uint64
 }
 
 // runLoad runs the configured sessions against the target. ctx cancels the
 // run: no new sessions start and open ones are cut (counted as aborted).
 func runLoad(ctx context.Context, cfg loadConfig) (*loadResult, error) {
-	if cfg.Concurrency < 1 {
-		return nil, fmt.Errorf("-c %d: need at least 1 concurrent session", cfg.Concurrency)
-	}
-	if cfg.Sessions == 0 && cfg.Duration <= 0 {
-		return nil, errors.New("give -n (sessions) or -duration, or both")
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if err := cfg.check(); err != nil {
+		return nil, err
 	}
 	r := &loadRunner{cfg: cfg, dialer: &net.Dialer{Timeout: cfg.Timeout}}
 	res := newLoadResult(cfg)
-
-	if cfg.Warmup && cfg.Mix.pool > 0 {
-		warm := newLoadResult(cfg)
-		var k atomic.Uint64
-		r.workers(func() bool {
-			p := k.Add(1) - 1
-			if p >= cfg.Mix.pool || ctx.Err() != nil {
-				return false
-			}
-			pk := cfg.Mix.pooled(p)
-			warm.add(pk, r.session(ctx, p, pk))
-			return true
-		})
-		res.WarmupSessions = warm.Sessions + warm.Errors
-		res.WarmupErrors = warm.Errors
-	}
-
-	stop := ctx
-	if cfg.OnStart != nil {
-		cfg.OnStart()
-	}
-	start := cfg.Now()
-	if cfg.Duration > 0 {
-		var cancel context.CancelFunc
-		stop, cancel = context.WithDeadline(ctx, start.Add(cfg.Duration))
-		defer cancel()
-	}
-	r.workers(func() bool {
-		if stop.Err() != nil {
-			return false
-		}
-		i := r.next.Add(1) - 1
-		if cfg.Sessions > 0 && i >= cfg.Sessions {
-			return false
-		}
-		pk := cfg.Mix.session(i)
-		res.add(pk, r.session(ctx, i, pk))
-		return true
-	})
-	res.Elapsed = cfg.Now().Sub(start)
+	warm := newLoadResult(cfg)
+	res.Elapsed = drive(ctx, cfg.drivePlan,
+		func(p uint64, pk pick) { warm.add(pk, r.session(ctx, p, pk)) },
+		func(i uint64, pk pick) { res.add(pk, r.session(ctx, i, pk)) })
+	res.WarmupSessions = warm.Sessions + warm.Errors
+	res.WarmupErrors = warm.Errors
 	res.Interrupted = ctx.Err() != nil
 	return res, nil
-}
-
-// workers runs step on Concurrency goroutines until it returns false.
-func (r *loadRunner) workers(step func() bool) {
-	var wg sync.WaitGroup
-	for range r.cfg.Concurrency {
-		wg.Go(func() {
-			for step() {
-			}
-		})
-	}
-	wg.Wait()
 }
 
 // sessionDialer remembers the connection go-milter dials, because the
