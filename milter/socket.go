@@ -1,6 +1,7 @@
 package milter
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -25,9 +26,16 @@ func (s SocketSpec) String() string { return socketspec.Spec(s).String() }
 // Listen opens the listener for spec. For unix sockets it removes a stale
 // socket file (one nobody answers on, never a live one), then applies
 // mode, owner and group so that the MTA's user can connect.
+//
+// TCP connections it accepts have keepalive off. Go turns it on for every
+// accepted connection, at four setsockopt calls each (SO_KEEPALIVE and
+// the three timers), for probes that a milter session, short and local,
+// never needs: the Server's idle timeout already ends a session whose MTA
+// vanished.
 func Listen(spec SocketSpec, opts SocketOptions) (net.Listener, error) {
 	if spec.Network != "unix" {
-		ln, err := net.Listen(spec.Network, spec.Address)
+		lc := net.ListenConfig{KeepAlive: -1}
+		ln, err := lc.Listen(context.Background(), spec.Network, spec.Address)
 		if err != nil {
 			return nil, fmt.Errorf("listen %s: %w", spec, err)
 		}
