@@ -2,6 +2,7 @@ package milter
 
 import (
 	"bufio"
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -119,45 +120,63 @@ func (c *trackedConn) Close() error {
 	return err
 }
 
-// handoffListener feeds connections accepted by the Server to one
-// go-milter Server generation. go-milter fixes protocol flags and macro
-// lists per go-milter Server, so each configuration generation gets its
-// own, and the Server's single accept loop hands each new connection to
-// the current one.
-type handoffListener struct {
-	conns  chan net.Conn
-	done   chan struct{}
-	once   sync.Once
-	parent net.Addr
+// genListener is what one generation's go-milter server accepts from:
+// the Server's listener, with the Server's tracking, accept-error backoff
+// and generation check in Accept. It serves only while its generation is
+// current: a connection accepted after a Reload ends the go-milter server
+// (errRetired) and is carried over to the current generation's.
+type genListener struct {
+	net.Listener
+	srv *Server
+	gen *generation
+	// first is a connection carried over from the retired generation,
+	// served before anything new is accepted. retiredWith is the
+	// connection that found this generation retired. Both belong to the
+	// one goroutine of go-milter's accept loop, and to Server.Serve once
+	// that has returned.
+	first, retiredWith *trackedConn
 }
 
-func newHandoffListener(addr net.Addr) *handoffListener {
-	return &handoffListener{conns: make(chan net.Conn), done: make(chan struct{}), parent: addr}
-}
+// errRetired ends a retired generation's go-milter server.
+var errRetired = errors.New("milter: configuration generation retired")
 
-func (h *handoffListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-h.conns:
+func (l *genListener) Accept() (net.Conn, error) {
+	if c := l.first; c != nil {
+		l.first = nil
 		return c, nil
-	case <-h.done:
-		return nil, net.ErrClosed
+	}
+	var backoff time.Duration
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			if l.srv.closing() {
+				return nil, ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				// Out of file descriptors and the like: wait rather than
+				// spin or give up, as net/http does.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				l.srv.logger.Error("accept failed; retrying", "err", err, "in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return nil, err
+		}
+		tc, ok := l.srv.track(c)
+		if !ok {
+			c.Close()
+			return nil, ErrServerClosed
+		}
+		if l.srv.gen.Load() != l.gen {
+			l.retiredWith = tc
+			return nil, errRetired
+		}
+		return tc, nil
 	}
 }
 
-// deliver passes c on; false means this generation is closed and the
-// caller must try the current one.
-func (h *handoffListener) deliver(c net.Conn) bool {
-	select {
-	case h.conns <- c:
-		return true
-	case <-h.done:
-		return false
-	}
-}
-
-func (h *handoffListener) Close() error {
-	h.once.Do(func() { close(h.done) })
-	return nil
-}
-
-func (h *handoffListener) Addr() net.Addr { return h.parent }
+// Close leaves the Server's listener open: go-milter closes its listener
+// when its Serve ends, which for a retired generation is not the end of
+// the Server's.
+func (l *genListener) Close() error { return nil }

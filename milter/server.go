@@ -19,9 +19,10 @@ import (
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("milter: server closed")
 
-// Server serves milter sessions. It owns the accept loop (go-milter's
-// Server.Close neither drains nor is safe to call concurrently with Serve)
-// and hands connections to a go-milter server per configuration generation.
+// Server serves milter sessions. It accepts the connections itself
+// (go-milter's Server.Close neither drains nor is safe to call
+// concurrently with Serve) and has go-milter serve each with the
+// configuration generation current when it was accepted.
 type Server struct {
 	logger  *slog.Logger
 	idle    time.Duration
@@ -56,7 +57,10 @@ type Server struct {
 type generation struct {
 	policy  Policy
 	checker Checker
-	handoff *handoffListener
+	// milter is go-milter's configuration of this generation. Every
+	// Serve runs a copy: go-milter's Server keeps per-Serve state without
+	// locks, and a copy of its zero state is a fresh server.
+	milter gomilter.Server
 	// plan is what the policy and the lists need at each SMTP stage.
 	plan plan
 	// levels are the checker's, for the results header.
@@ -207,22 +211,17 @@ func (s *Server) Reload(policy Policy, checker Checker) error {
 	g := &generation{
 		policy:    policy,
 		checker:   checker,
-		handoff:   newHandoffListener(nil),
 		plan:      newPlan(&policy, checker.Checks(), tag),
 		levels:    levels{tag: tag, reject: reject},
 		decisions: s.metrics.decisionsFor(policy),
 	}
-	gm := &gomilter.Server{
+	g.milter = gomilter.Server{
 		NewMilter: func() gomilter.Milter { return &session{srv: s, gen: g} },
 		Actions:   g.actions(),
 		Protocol:  g.plan.protocol(),
 		SymList:   g.plan.macros(),
 	}
-	go func() { _ = gm.Serve(g.handoff) }()
-	old := s.gen.Swap(g)
-	if old != nil {
-		old.handoff.Close()
-	}
+	s.gen.Store(g)
 	return nil
 }
 
@@ -236,7 +235,11 @@ func (g *generation) actions() gomilter.OptAction {
 	return a
 }
 
-// Serve accepts sessions on ln until Shutdown.
+// Serve accepts sessions on ln until Shutdown. The current generation's
+// go-milter server accepts through a genListener, so that a connection
+// goes from accept to its session goroutine without another goroutine in
+// between; after a Reload, the first connection accepted for the retired
+// generation ends its go-milter server and starts the current one's.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	if s.shuttingDown {
@@ -252,38 +255,23 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.mu.Unlock()
 	}()
 
-	var backoff time.Duration
+	var carried *trackedConn
 	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if s.closing() {
-				return ErrServerClosed
+		g := s.gen.Load()
+		gl := &genListener{Listener: ln, srv: s, gen: g, first: carried}
+		gm := g.milter
+		err := gm.Serve(gl)
+		carried = gl.retiredWith
+		switch {
+		case s.closing():
+			if carried != nil {
+				carried.Close()
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
-				// Out of file descriptors and the like: wait rather than
-				// spin or give up, as net/http does.
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.logger.Error("accept failed; retrying", "err", err, "in", backoff)
-				time.Sleep(backoff)
-				continue
-			}
-			return err
-		}
-		backoff = 0
-		tc, ok := s.track(c)
-		if !ok {
-			c.Close()
+			return ErrServerClosed
+		case errors.Is(err, errRetired):
 			continue
 		}
-		// A failed delivery means a reload retired that generation (try
-		// the current one) or a shutdown began (drop the connection).
-		for !s.gen.Load().handoff.deliver(tc) {
-			if s.closing() {
-				tc.Close()
-				break
-			}
-		}
+		return err
 	}
 }
 
@@ -363,7 +351,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.mu.Unlock()
-	s.gen.Load().handoff.Close()
 	for _, tc := range finished {
 		tc.Close()
 	}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -436,6 +437,78 @@ func TestReloadSwapsPolicyForNewSessions(t *testing.T) {
 	}
 	if act := connect(t, mta(t, ts.addr), gomilter.FamilyInet, listedIP); act.Code != gomilter.ActAccept {
 		t.Fatalf("a failed reload must keep the old policy: %+v", act)
+	}
+}
+
+// TestReloadKeepsOpenSessionsAndServesNewOnes: a session open across
+// reloads keeps the configuration it was accepted with, however many
+// reloads come while it runs; the connection that finds a generation
+// retired and every one after it get the current configuration.
+func TestReloadKeepsOpenSessionsAndServesNewOnes(t *testing.T) {
+	listedIP := "192.0.2.1"
+	fc := &fakeChecker{listed: map[netip.Addr]rbl.Verdict{netip.MustParseAddr(listedIP): listedVerdict(listedIP, "")}}
+	ts := startServer(t, basePolicy(), fc)
+	open := mta(t, ts.addr) // accepted under action = reject
+	logPolicy := basePolicy()
+	logPolicy.Action = ActionLog
+	for range 3 {
+		if err := ts.srv.Reload(logPolicy, fc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		if act := connect(t, mta(t, ts.addr), gomilter.FamilyInet, listedIP); act.Code != gomilter.ActAccept {
+			t.Fatalf("new session %d after the reloads: %+v, want ACCEPT (action = log)", i, act)
+		}
+	}
+	if act := connect(t, open, gomilter.FamilyInet, listedIP); act.SMTPCode != 554 {
+		t.Fatalf("session opened before the reloads: %+v, want the 554 of action = reject", act)
+	}
+}
+
+// flakyListener fails its first Accept with a timeout, as a listener out
+// of file descriptors fails with EMFILE (which net reports as temporary).
+type flakyListener struct {
+	net.Listener
+	failed atomic.Bool
+}
+
+type timeoutError struct{}
+
+func (timeoutError) Error() string   { return "accept: too many open files" }
+func (timeoutError) Timeout() bool   { return true }
+func (timeoutError) Temporary() bool { return true }
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if !l.failed.Swap(true) {
+		return nil, timeoutError{}
+	}
+	return l.Listener.Accept()
+}
+
+func TestAcceptErrorIsRetried(t *testing.T) {
+	logs := &testutil.Buffer{}
+	srv, err := NewServer(basePolicy(), &fakeChecker{}, ServerOptions{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(&flakyListener{Listener: inner}) }()
+	if act := connect(t, mta(t, inner.Addr().String()), gomilter.FamilyInet, "192.0.2.9"); act.Code != gomilter.ActAccept {
+		t.Errorf("after a failed accept: %+v, want ACCEPT", act)
+	}
+	if !strings.Contains(logs.String(), "accept failed; retrying") {
+		t.Errorf("the failed accept was not logged:\n%s", logs)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(ctx)
+	if err := <-served; !errors.Is(err, ErrServerClosed) {
+		t.Errorf("Serve returned %v, want ErrServerClosed", err)
 	}
 }
 
