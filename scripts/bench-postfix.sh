@@ -13,6 +13,8 @@
 #           default; dnsbl action enforce)
 #   B1      the same with postscreen_greet_wait = 1s (full runs only)
 #   N       a null milter (milterbench null: the milter protocol alone)
+#   A0, A0-unix  A and A-unix served by another rblmilter binary
+#           (BENCH_BASELINE): before and after a change, in the same run
 #
 # Everything runs in a network namespace the script creates: Postfix on
 # 192.0.2.25 and [2001:db8::25], the filters and rbldnsd on 127.0.0.1, and
@@ -45,12 +47,16 @@
 #             every configuration must start, refuse every listed client
 #             (D and N deliver them: they do not filter) and deliver every
 #             clean one, in every setup. No timing is judged.
-#   -profile  also profile rblmilter and the null milter under Postfix
-#             load (CPU and allocation profiles, strace -c syscall counts
-#             per session), into $BENCH_DIR/profile
+#   -profile  also profile the milters under Postfix load (near setup,
+#             warm pool): rblmilter's CPU profile, allocations per session
+#             (from its Go runtime counters) and, for every milter, system
+#             calls per session (strace -c), into $BENCH_DIR/profile
 #   -only     configurations to run (default D,A,A-unix,C,B,B1,N; quick:
 #             without B1)
 #   -setups   DNS setups to run (default near,far,cache)
+#   -hold     set up (near DNS) and keep everything running, without any
+#             run, until interrupted: for profiling by hand. The addresses,
+#             PIDs and the command prefix are in $BENCH_DIR/env.sh.
 # Environment:
 #   BENCH_DIR     outputs and summary (default: a new directory in /tmp)
 #   BENCH_ROUNDS  rounds in the near setup (default 5; far and cache 3)
@@ -58,6 +64,7 @@
 #                 last at least two greet waits)
 #   BENCH_LISTED  share of listed clients (default 0.7)
 #   BENCH_IPV6    share of IPv6 clients (default 0.1)
+#   BENCH_BASELINE  an rblmilter binary to compare with (adds A0, A0-unix)
 #
 # Needs root (network namespace, Postfix), postfix, rbldnsd, unbound, ip,
 # go, jq, curl; strace for -profile. The full run takes about 40 minutes;
@@ -70,12 +77,14 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 QUICK=0
 PROFILE=0
+HOLD=0
 ONLY=""
 SETUPS="near,far,cache"
 while [ $# -gt 0 ]; do
 	case "$1" in
 	-quick) QUICK=1 ;;
 	-profile) PROFILE=1 ;;
+	-hold) HOLD=1 ;;
 	-only)
 		shift
 		ONLY=${1:?-only needs a list like A,C}
@@ -95,9 +104,15 @@ while [ $# -gt 0 ]; do
 	esac
 	shift
 done
+BASELINE=${BENCH_BASELINE:-}
+if [ -n "$BASELINE" ] && [ ! -x "$BASELINE" ]; then
+	echo "bench-postfix.sh: BENCH_BASELINE=$BASELINE is not an executable" >&2
+	exit 2
+fi
 if [ -z "$ONLY" ]; then
 	ONLY="D,A,A-unix,C,B,B1,N"
 	[ "$QUICK" = 1 ] && ONLY="D,A,A-unix,C,B,N"
+	[ -n "$BASELINE" ] && ONLY+=",A0,A0-unix"
 fi
 
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
@@ -269,16 +284,25 @@ dns_queries() {
 }
 
 #### the filters ####
-RBL_INET=127.0.0.1:8890
 RBL_SOCK=$OUT/sock/rblmilter.sock
+RBL0_SOCK=$OUT/sock/rblmilter-baseline.sock
 NULL_INET=127.0.0.1:8892
 mkdir -p "$OUT/sock"
 chmod 755 "$OUT/sock"
+# The rblmilter daemons: name -> binary, listen address, metrics port.
+declare -A RBL_BIN=([rblmilter-inet]=$RBL [rblmilter-unix]=$RBL)
+declare -A RBL_LISTEN=([rblmilter-inet]=inet:127.0.0.1:8890 [rblmilter-unix]=unix:$RBL_SOCK)
+declare -A RBL_METRICS=([rblmilter-inet]=9890 [rblmilter-unix]=9891)
+if [ -n "$BASELINE" ]; then
+	RBL_BIN+=([baseline-inet]=$BASELINE [baseline-unix]=$BASELINE)
+	RBL_LISTEN+=([baseline-inet]=inet:127.0.0.1:8893 [baseline-unix]=unix:$RBL0_SOCK)
+	RBL_METRICS+=([baseline-inet]=9893 [baseline-unix]=9894)
+fi
 
-# rblmilter_config NAME LISTEN METRICS-PORT writes $OUT/NAME.toml.
+# rblmilter_config NAME writes $OUT/NAME.toml.
 rblmilter_config() {
 	cat >"$OUT/$1.toml" <<EOF
-listen = "$2"
+listen = "${RBL_LISTEN[$1]}"
 socket_group = "postfix"
 socket_mode = "0660"
 resolvers = ["127.0.0.1:53"]
@@ -294,34 +318,31 @@ name = "Bench List 2"
 monitor = false
 
 [metrics]
-listen = "127.0.0.1:$3"
+listen = "127.0.0.1:${RBL_METRICS[$1]}"
 pprof = true
 EOF
-	"$RBL" -check-config -config "$OUT/$1.toml" >&2
+	"${RBL_BIN[$1]}" -check-config -config "$OUT/$1.toml" >&2
 }
-rblmilter_config rblmilter-inet "inet:$RBL_INET" 9890
-rblmilter_config rblmilter-unix "unix:$RBL_SOCK" 9891
+for name in "${!RBL_BIN[@]}"; do rblmilter_config "$name"; done
 
-# filters_start (re)starts both rblmilter daemons (an empty cache: "cold"
+# filters_start (re)starts the rblmilter daemons (an empty cache: "cold"
 # means cold) and the null milter, and waits until they serve.
 declare -A FILTER_PID
 filters_start() {
-	local name port
-	for name in rblmilter-inet rblmilter-unix null; do
-		if [ -n "${FILTER_PID[$name]:-}" ]; then
-			stop "${FILTER_PID[$name]}"
-		fi
+	local name
+	for name in "${!FILTER_PID[@]}"; do
+		stop "${FILTER_PID[$name]}"
 	done
 	start null "${NSX[@]}" "$MB" null -listen "inet:$NULL_INET"
 	FILTER_PID[null]=$STARTED
-	for name in rblmilter-inet rblmilter-unix; do
-		start "$name" "${NSX[@]}" "$RBL" -config "$OUT/$name.toml"
+	for name in "${!RBL_BIN[@]}"; do
+		start "$name" "${NSX[@]}" "${RBL_BIN[$name]}" -config "$OUT/$name.toml"
 		FILTER_PID[$name]=$STARTED
 	done
-	for port in 9890 9891; do
-		poll 20 nsx curl -sf "http://127.0.0.1:$port/readyz" || {
-			log "rblmilter (metrics port $port) did not become ready:"
-			tail -20 "$OUT"/rblmilter-*.log >&2
+	for name in "${!RBL_BIN[@]}"; do
+		poll 20 nsx curl -sf "http://127.0.0.1:${RBL_METRICS[$name]}/readyz" || {
+			log "$name did not become ready:"
+			tail -20 "$OUT/$name.log" >&2
 			exit 1
 		}
 	done
@@ -334,8 +355,8 @@ filters_start() {
 
 #### Postfix ####
 # Listener ports, one per configuration.
-declare -A PORT=([D]=2525 [A]=2526 [A-unix]=2527 [C]=2528 [N]=2529 [B]=2530 [B1]=2531)
-declare -A FILTER=([A]=rblmilter-inet [A-unix]=rblmilter-unix [N]=null)
+declare -A PORT=([D]=2525 [A]=2526 [A-unix]=2527 [C]=2528 [N]=2529 [B]=2530 [B1]=2531 [A0]=2532 [A0-unix]=2533)
+declare -A FILTER=([A]=rblmilter-inet [A-unix]=rblmilter-unix [N]=null [A0]=baseline-inet [A0-unix]=baseline-unix)
 mkdir -p "$PF/conf" "$PF/queue" "$PF/data"
 chown postfix:postfix "$PF/data"
 # The milter settings of contrib/postfix/main.cf, as shipped, with the
@@ -376,8 +397,10 @@ maillog_file_prefixes = $PF
 default_process_limit = 300
 smtpd_milters =
 milter_connect_timeout = $contrib_connect_timeout
-bench_milters_inet = ${contrib_milters//inet:127.0.0.1:8890/inet:$RBL_INET}
+bench_milters_inet = $contrib_milters
 bench_milters_unix = ${contrib_milters//inet:127.0.0.1:8890/unix:$RBL_SOCK}
+bench_milters_baseline_inet = ${contrib_milters//inet:127.0.0.1:8890/inet:127.0.0.1:8893}
+bench_milters_baseline_unix = ${contrib_milters//inet:127.0.0.1:8890/unix:$RBL0_SOCK}
 bench_milters_null = ${contrib_milters//inet:127.0.0.1:8890/inet:$NULL_INET}
 bench_rbl_restrictions = permit_mynetworks, reject_unauth_destination, reject_rbl_client bl.test, reject_rbl_client bl2.test
 postscreen_dnsbl_sites = bl.test, bl2.test
@@ -394,6 +417,10 @@ ${PORT[C]}      inet  n       -       n       -       -       smtpd
   -o smtpd_recipient_restrictions=\$bench_rbl_restrictions
 ${PORT[N]}      inet  n       -       n       -       -       smtpd
   -o smtpd_milters=\$bench_milters_null
+${PORT[A0]}     inet  n       -       n       -       -       smtpd
+  -o smtpd_milters=\$bench_milters_baseline_inet
+${PORT[A0-unix]} inet n       -       n       -       -       smtpd
+  -o smtpd_milters=\$bench_milters_baseline_unix
 ${PORT[B]}      inet  n       -       n       -       1       postscreen
   -o postscreen_cache_map=btree:\$data_directory/postscreen_b
 ${PORT[B1]}     inet  n       -       n       -       1       postscreen
@@ -599,6 +626,23 @@ check_run() {
 	esac
 }
 
+if [ "$HOLD" = 1 ]; then
+	dns_setup near
+	filters_start
+	{
+		printf 'NS=%q\nOUT=%q\nPOSTFIX_PID=%s\nRBLDNSD_PID=%s\n' "$NS" "$OUT" "$POSTFIX_PID" "$RBLDNSD_PID"
+		for name in "${!FILTER_PID[@]}"; do printf 'PID_%s=%s\n' "${name//-/_}" "${FILTER_PID[$name]}"; done
+		for c in "${!PORT[@]}"; do printf 'PORT_%s=%s\n' "${c//-/_}" "${PORT[$c]}"; done
+		printf 'SERVERS="%s:PORT,[%s]:PORT"\n' "$SERVER4" "$SERVER6"
+		echo "# e.g.: ip netns exec \$NS \$OUT/bin/milterbench smtp -c 20 -n 2000 -listed $LISTED -server $SERVER4:${PORT[A]}"
+	} >"$OUT/env.sh"
+	log "holding (interrupt to end); see $OUT/env.sh"
+	sleep infinity &
+	PIDS+=("$!")
+	wait "$!"
+	exit 0
+fi
+
 #### the runs ####
 {
 	echo "# rblmilter through Postfix: $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -614,7 +658,7 @@ check_run() {
 # configs_in SETUP prints the configurations the setup runs.
 configs_in() {
 	local c
-	for c in D A A-unix C B B1 N; do
+	for c in D A A-unix A0 A0-unix C B B1 N; do
 		want "$c" || continue
 		case $1 in far | cache) case $c in B | B1 | N) continue ;; esac ;; esac
 		echo "$c"
@@ -636,7 +680,7 @@ for setup in near far cache; do
 		# between them; in the cache setup, unbound is, so there all
 		# configurations draw from one sequence. Postscreen's cache
 		# outlives the round, so its sequence never starts over.
-		for c in D A A-unix C N shared; do OFFSET[$c]=$POOL; done
+		for c in D A A-unix A0 A0-unix C N shared; do OFFSET[$c]=$POOL; done
 		SHARED_OFFSETS=0
 		[ "$setup" = cache ] && SHARED_OFFSETS=1
 		# Rotate the order every round, so that a drifting load on the
@@ -673,40 +717,51 @@ traced() {
 	done
 }
 
+# counter NAME PORT prints one series of an rblmilter's /metrics.
+counter() { nsx curl -sf "http://127.0.0.1:$2/metrics" | awk -v n="$1" '$1 == n { print $2 }'; }
+
+# profile_run CFG N FILE: N sessions from a warm pool of 50 at c=20.
+profile_run() {
+	nsx "$MB" smtp -json -c 20 -n "$2" -listed "$LISTED" -ipv6 "$IPV6" -repeat 1 -pool 50 -offset 0 \
+		-server "$SERVER4:${PORT[$1]},[$SERVER6]:${PORT[$1]}" >"$3" 2>&1 || fail "profile run of $1: $(head -c 300 "$3")"
+}
+
 if [ "$PROFILE" = 1 ] && want_setup near; then
 	log "profiling under Postfix load"
 	dns_setup near
 	filters_start
 	P=$OUT/profile
 	mkdir -p "$P"
-	# CPU and allocation profiles of rblmilter (inet and unix) over a warm
-	# run: every lookup a cache hit, so what is left is the milter path.
-	for cfg in A A-unix; do
+	echo "| milter | sessions | allocations / session | bytes allocated / session |" >"$P/allocs.md"
+	echo "|---|---|---|---|" >>"$P/allocs.md"
+	for cfg in A A-unix A0 A0-unix N; do
 		want "$cfg" || continue
-		mport=9890
-		[ "$cfg" = A-unix ] && mport=9891
-		nsx curl -sf -o "$P/$cfg-allocs-before.pprof" "http://127.0.0.1:$mport/debug/pprof/allocs"
-		nsx curl -sf -o "$P/$cfg-cpu.pprof" "http://127.0.0.1:$mport/debug/pprof/profile?seconds=$SECS" &
-		prof=$!
-		measure profile 1 "$cfg" 20 warm
-		wait "$prof" || true
-		nsx curl -sf -o "$P/$cfg-allocs-after.pprof" "http://127.0.0.1:$mport/debug/pprof/allocs"
-		go tool pprof -top -nodecount=40 "$OUT/bin/rblmilter" "$P/$cfg-cpu.pprof" >"$P/$cfg-cpu.txt" 2>/dev/null || true
-		go tool pprof -top -nodecount=25 -sample_index=alloc_space -base "$P/$cfg-allocs-before.pprof" "$OUT/bin/rblmilter" "$P/$cfg-allocs-after.pprof" >"$P/$cfg-allocs.txt" 2>/dev/null || true
-	done
-	# System calls per session: strace -c on the filter for a fixed number
-	# of warm sessions (strace slows it down; these runs are not timed).
-	for cfg in A A-unix N; do
-		want "$cfg" || continue
-		fpid=${FILTER_PID[${FILTER[$cfg]}]}
-		nsx "$MB" smtp -json -c 20 -n 50 -listed "$LISTED" -ipv6 "$IPV6" -repeat 1 -pool 50 -offset 0 \
-			-server "$SERVER4:${PORT[$cfg]},[$SERVER6]:${PORT[$cfg]}" >/dev/null 2>&1 || true
+		name=${FILTER[$cfg]}
+		fpid=${FILTER_PID[$name]}
+		profile_run "$cfg" 50 /dev/null # fills the cache: cache hits from here on
+		if [ "$name" != null ]; then
+			# A CPU profile and the allocations over 2000 cache-hit
+			# sessions, from the daemon's own Go runtime counters.
+			mport=${RBL_METRICS[$name]}
+			m0=$(counter go_memstats_mallocs_total "$mport")
+			b0=$(counter go_memstats_alloc_bytes_total "$mport")
+			nsx curl -sf -o "$P/$cfg-cpu.pprof" "http://127.0.0.1:$mport/debug/pprof/profile?seconds=$SECS" &
+			prof=$!
+			profile_run "$cfg" 2000 "$P/$cfg-allocs-run.json"
+			m1=$(counter go_memstats_mallocs_total "$mport")
+			b1=$(counter go_memstats_alloc_bytes_total "$mport")
+			n=$(jq .sessions "$P/$cfg-allocs-run.json")
+			echo "| $cfg | $n | $(fmt "$(calc "($m1 - $m0) / $n")" 1) | $(fmt "$(calc "($b1 - $b0) / $n")" 0) |" >>"$P/allocs.md"
+			wait "$prof" || true
+			go tool pprof -top -nodecount=40 "${RBL_BIN[$name]}" "$P/$cfg-cpu.pprof" >"$P/$cfg-cpu.txt" 2>/dev/null || true
+		fi
+		# System calls per session: strace -c on the milter over 2000
+		# cache-hit sessions (strace slows it down; nothing here is timed).
 		strace -c -f -q -o "$P/$cfg-strace.txt" -p "$fpid" &
 		st=$!
 		# strace attaches to each thread in turn; wait until it has.
-		poll 10 traced "$fpid" || log "strace did not attach to every thread of $cfg's filter"
-		nsx "$MB" smtp -json -c 20 -n 2000 -listed "$LISTED" -ipv6 "$IPV6" -repeat 1 -pool 50 -offset 0 \
-			-server "$SERVER4:${PORT[$cfg]},[$SERVER6]:${PORT[$cfg]}" >"$P/$cfg-strace-run.json" 2>&1 || true
+		poll 10 traced "$fpid" || log "strace did not attach to every thread of $cfg's milter"
+		profile_run "$cfg" 2000 "$P/$cfg-strace-run.json"
 		kill -INT "$st" 2>/dev/null || true
 		wait "$st" 2>/dev/null || true
 	done
@@ -791,25 +846,41 @@ for setup in near far cache; do
 	pair "sessions/s rblmilter unix / reject_rbl_client, c=100 cold" 100 cold .sessions_per_s A-unix C
 	pair "rblmilter's own CPU per cache-hit session / the null go-milter's, inet (c=20 warm)" 20 warm "$FILTERCPU" A N
 	pair "the same, rblmilter on the unix socket" 20 warm "$FILTERCPU" A-unix N
+	pair "rblmilter's own CPU per session, this build / the baseline, inet, c=20 warm" 20 warm "$FILTERCPU" A A0
+	pair "the same, c=20 cold" 20 cold "$FILTERCPU" A A0
+	pair "the same, unix socket, c=20 warm" 20 warm "$FILTERCPU" A-unix A0-unix
+	pair "the same, unix socket, c=20 cold" 20 cold "$FILTERCPU" A-unix A0-unix
+	pair "CPU per session, Postfix + this build / Postfix + the baseline, inet, c=20 warm" 20 warm "$CPU1000" A A0
+	pair "the same, unix socket" 20 warm "$CPU1000" A-unix A0-unix
 	echo >>"$SUMMARY"
 done
 if [ -d "$OUT/profile" ]; then
 	{
-		echo "## Profiles (near, c=20 warm)"
+		echo "## Profiles (near setup, cache hits, c=20)"
 		echo
-		for f in "$OUT"/profile/*-strace.txt; do
-			[ -s "$f" ] || continue
-			cfg=$(basename "$f" -strace.txt)
-			n=$(jq '.sessions + (.warmup.sessions // 0)' "$OUT/profile/$cfg-strace-run.json" 2>/dev/null || echo 0)
-			echo "System calls per session, $cfg ($n sessions under strace -c -f):"
-			echo
-			# strace -c columns: % time, seconds, usecs/call, calls,
-			# [errors,] syscall.
-			awk -v n="$n" 'n > 0 && $4 ~ /^[0-9]+$/ && $NF != "total" { printf "    %-16s %.2f\n", $NF, $4 / n }' "$f" | sort -k2 -nr | head -15
-			echo
-		done
+		echo "Allocations per session (the daemon's go_memstats counters):"
+		echo
+		cat "$OUT/profile/allocs.md"
+		echo
+		echo "System calls per session (strace -c -f on the milter; the most frequent):"
+		echo
+		strace_cfgs=()
+		for cfg in A A-unix A0 A0-unix N; do [ -s "$OUT/profile/$cfg-strace.txt" ] && strace_cfgs+=("$cfg"); done
+		printf '| syscall |'; printf ' %s |' "${strace_cfgs[@]}"; echo
+		printf '|---|'; printf -- '---|%.0s' "${strace_cfgs[@]}"; echo
+		# strace -c columns: % time, seconds, usecs/call, calls, [errors,]
+		# syscall.
+		for cfg in "${strace_cfgs[@]}"; do
+			n=$(jq .sessions "$OUT/profile/$cfg-strace-run.json" 2>/dev/null || echo 0)
+			awk -v n="$n" -v c="$cfg" 'n > 0 && $4 ~ /^[0-9]+$/ && $NF != "total" { printf "%s %s %.2f\n", $NF, c, $4 / n }' "$OUT/profile/$cfg-strace.txt"
+		done | jq -Rrn --arg cfgs "${strace_cfgs[*]}" '
+			[inputs | split(" ") | {s: .[0], c: .[1], v: (.[2] | tonumber)}] as $rows
+			| ($cfgs | split(" ")) as $cs
+			| ($rows | group_by(.s) | map({s: .[0].s, t: (map(.v) | add), v: (map({(.c): .v}) | add)}) | sort_by(-.t) | .[:14][])
+			| "| \(.s) | " + ([$cs[] as $c | (.v[$c] // 0 | . * 100 | round / 100 | tostring)] | join(" | ")) + " |"'
+		echo
 		for f in "$OUT"/profile/*-cpu.txt; do
-			[ -s "$f" ] && echo "CPU profile: $f (go tool pprof -top)"
+			[ -s "$f" ] && echo "- CPU profile: $f (go tool pprof -top)"
 		done
 		echo
 	} >>"$SUMMARY"
