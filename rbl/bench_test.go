@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
+
 	"github.com/rblmilter/rblmilter/rbl/rbltest"
 )
 
@@ -187,6 +189,56 @@ func measureCache(b *testing.B, n int, kind string) (heapPer, rssPer float64) {
 	runtime.KeepAlive(cache)
 	b.StartTimer()
 	return heapPer, rssPer
+}
+
+// BenchmarkCacheFloorPerAnswer is the floor under
+// BenchmarkCacheBytesPerAnswer: golang-lru/v2 itself holding one million
+// entries of the smallest layout an answer could have, the address alone as
+// the key (no zone) and 8 bytes of value for IPv6, 4 for IPv4. Every entry
+// costs the library's list element (links, list pointer, and the expiry
+// fields of its expirable variant, unused here) plus a slot of the Go map
+// that indexes it, at the load factor the map has at that size. Run it
+// with -benchtime=1x.
+func BenchmarkCacheFloorPerAnswer(b *testing.B) {
+	const n = 1_000_000
+	b.Run("ipv6", func(b *testing.B) {
+		for b.Loop() {
+			b.ReportMetric(lruBytesPerEntry(b, n, func(i int) [16]byte {
+				return [16]byte{0x20, 0x01, 0x0d, 0xb8, 12: byte(i >> 24), 13: byte(i >> 16), 14: byte(i >> 8), 15: byte(i)}
+			}, uint64(0)), "heap-bytes/answer")
+		}
+	})
+	b.Run("ipv4", func(b *testing.B) {
+		for b.Loop() {
+			b.ReportMetric(lruBytesPerEntry(b, n, func(i int) [4]byte { return benchAddr(i).As4() }, uint32(0)), "heap-bytes/answer")
+		}
+	})
+}
+
+// lruBytesPerEntry fills a golang-lru/v2 cache with n entries and returns
+// the heap bytes each costs.
+func lruBytesPerEntry[K comparable, V any](b *testing.B, n int, key func(int) K, value V) float64 {
+	b.StopTimer()
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	b.StartTimer()
+	c, err := lru.New[K, V](n)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range n {
+		c.Add(key(i), value)
+	}
+	b.StopTimer()
+	if c.Len() != n {
+		b.Fatalf("cache holds %d entries, want %d", c.Len(), n)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(c)
+	b.StartTimer()
+	return float64(after.HeapAlloc-before.HeapAlloc) / float64(n)
 }
 
 // rss returns the resident set size from /proc, or 0 where there is none.
