@@ -34,8 +34,11 @@ type trackedConn struct {
 	ackOwed bool
 	// final is set once rblmilter sent ACCEPT for the connection: the MTA
 	// will not ask anything more, so Shutdown need not wait for it.
-	final     atomic.Bool
-	closeOnce sync.Once
+	// stackGrown is set once the session goroutine's stack was grown
+	// (see growStack). Session goroutine only.
+	stackGrown bool
+	final      atomic.Bool
+	closeOnce  sync.Once
 }
 
 func newTrackedConn(c net.Conn, srv *Server, idle time.Duration) *trackedConn {
@@ -72,6 +75,10 @@ type socketReader struct{ c *trackedConn }
 // of them (and the bare ACK packets quick-ACK mode sends).
 func (r socketReader) Read(p []byte) (int, error) {
 	c := r.c
+	if !c.stackGrown {
+		c.stackGrown = true
+		growStack()
+	}
 	// Moving the deadline costs a timer update; within one session's
 	// burst of packets it would move by microseconds, so it is moved
 	// only when it would move by more than the slack.
@@ -180,3 +187,22 @@ func (l *genListener) Accept() (net.Conn, error) {
 // when its Serve ends, which for a retired generation is not the end of
 // the Server's.
 func (l *genListener) Close() error { return nil }
+
+// growStack grows the calling goroutine's stack to what a session needs,
+// in one step, while it is still shallow. go-milter starts each session
+// on a new goroutine with the runtime's smallest stack, which then doubled
+// twice in the middle of a decision (setting the first read deadline,
+// formatting the decision line) with many frames to copy and adjust each
+// time; growing early copies a few frames once.
+//
+//go:noinline
+func growStack() {
+	var frame [sessionStackBytes]byte
+	useStack(frame[:])
+}
+
+// sessionStackBytes is about the stack a connect-stage decision uses.
+const sessionStackBytes = 6 << 10
+
+//go:noinline
+func useStack(b []byte) { b[0] = 1 }
