@@ -652,6 +652,9 @@ fi
 	echo "- command: scripts/bench-postfix.sh $([ "$QUICK" = 1 ] && echo -quick) -only $ONLY -setups $SETUPS (BENCH_ROUNDS=$ROUNDS BENCH_SECS=$SECS BENCH_LISTED=$LISTED BENCH_IPV6=$IPV6)"
 	echo "- load at start: $(uptime)"
 	echo "- outputs in $OUT"
+	if [ "$QUICK" = 1 ]; then
+		echo "- quick mode: a correctness check; its figures come from a few dozen sessions and measure nothing"
+	fi
 	echo
 } >"$SUMMARY"
 
