@@ -66,7 +66,7 @@ func TestCheckShowsListHealth(t *testing.T) {
 	d.Set(rbl.QueryName(mustAddr("127.0.0.2"), "sick.test"), rbltest.A("127.255.255.254"))
 	cfg := healthConfig(t, d, "inet:127.0.0.1:8890", "")
 
-	code, out, errOut := runCLI(t, "check", "-config", cfg, "192.0.2.1")
+	code, out, errOut := runCLI(t, "check", "-config", cfg, "1.2.3.4")
 	if code != 1 {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
@@ -217,10 +217,14 @@ sites = ["zen.spamhaus.org=127.0.0.[2..11]"]
 }
 
 func TestCheckShowsHealthEvidenceAndBudget(t *testing.T) {
-	d := newDNSBL(t, "192.0.2.1")
+	// The client is public unicast so that no canary drawn from the
+	// reserved ranges can hit bl.test's one entry and make it degraded.
+	d := newDNSBL(t, "1.2.3.4")
 	serveTestEntries(d.Server, "bl.test")
-	// A lab setup: sick.test lists the documentation ranges whole.
+	// A lab setup: sick.test lists the documentation ranges whole, and
+	// the client.
 	serveTestEntries(d.Server, "sick.test")
+	d.Set("4.3.2.1.sick.test", rbltest.A("127.0.0.2"))
 	d.SetTree("2.0.192.sick.test", rbltest.A("127.0.0.2"))
 	d.SetTree("100.51.198.sick.test", rbltest.A("127.0.0.2"))
 	d.SetTree("113.0.203.sick.test", rbltest.A("127.0.0.2"))
@@ -233,7 +237,7 @@ func TestCheckShowsHealthEvidenceAndBudget(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(limited), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errOut := runCLI(t, "check", "-config", cfg, "192.0.2.1")
+	code, out, errOut := runCLI(t, "check", "-config", cfg, "1.2.3.4")
 	if code != 1 {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
@@ -253,7 +257,7 @@ func TestCheckShowsHealthEvidenceAndBudget(t *testing.T) {
 	}
 	// bl.test: one probe round, then the client's A and TXT queries.
 	probes := d.TotalQueries()
-	code, out, errOut = runCLI(t, "check", "-config", cfg, "-json", "192.0.2.1")
+	code, out, errOut = runCLI(t, "check", "-config", cfg, "-json", "1.2.3.4")
 	var reports []checkReport
 	if err := json.Unmarshal([]byte(out), &reports); code != 1 || err != nil || len(reports) != 1 {
 		t.Fatalf("exit %d, %v\n%s%s", code, err, out, errOut)
