@@ -47,7 +47,7 @@ func unixSpec(t *testing.T) string {
 }
 
 // startDNS serves zones on 127.0.0.1:0 until the test ends.
-func startDNS(t *testing.T, zones ...zoneConfig) (*dnsBench, string) {
+func startDNS(t testing.TB, zones ...zoneConfig) (*dnsBench, string) {
 	t.Helper()
 	b, err := newDNSBench(zones, 1)
 	if err != nil {
@@ -70,7 +70,7 @@ func startDNS(t *testing.T, zones ...zoneConfig) (*dnsBench, string) {
 }
 
 // testZone is a zone with the command's defaults.
-func testZone(t *testing.T, name string) zoneConfig {
+func testZone(t testing.TB, name string) zoneConfig {
 	t.Helper()
 	listed, err := parseNets("listed", defaultListedNets)
 	if err != nil {
