@@ -96,21 +96,6 @@ type txtEntry struct {
 	expires uint32
 }
 
-// answerKind says what kind of DNS answer (or failure) a lookup got.
-type answerKind uint8
-
-const (
-	// answerNegative is NXDOMAIN, or NOERROR without A records.
-	answerNegative answerKind = iota
-	// answerRecords is NOERROR with A records.
-	answerRecords
-	answerError
-	answerTimeout
-	// answerOverBudget is a query not sent: the zone's daily query budget
-	// is spent. Never cached.
-	answerOverBudget
-)
-
 // CacheStats are the cache's counters since it was created.
 type CacheStats struct {
 	Hits, Misses, Evictions uint64

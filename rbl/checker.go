@@ -17,66 +17,6 @@ import (
 // DefaultTimeout is the per-list timeout when Config.Timeout is 0.
 const DefaultTimeout = 5 * time.Second
 
-// Options are the Checker's injected dependencies.
-type Options struct {
-	// Resolver asks DNS; required.
-	Resolver Resolver
-	// Cache may be nil (no caching). One Cache may be shared by several
-	// Checkers, e.g. the old and the new one across a config reload.
-	Cache *Cache
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
-	// Logger gets debug lines about failed lookups; nil discards them.
-	Logger *slog.Logger
-	// Observer, if set, is told about queries, lookups and verdicts (for
-	// metrics).
-	Observer Observer
-	// Health, if set, switches unhealthy lists off and hears about every
-	// fresh answer.
-	Health Health
-	// Budget, if set, counts every DNS query sent and holds each list to
-	// its DailyQueries (configure it with the same lists). One Budget may
-	// be shared by several Checkers, e.g. across a config reload.
-	Budget *Budget
-}
-
-// Observer is told what the engine does, for metrics. Its methods are called
-// concurrently from Check and from background lookups and must be fast and
-// must not modify what they are given. Everything they get is safe to use as
-// a bounded metric label (list display names, outcomes, codes) — never
-// derive a label from the client address.
-type Observer interface {
-	// QuerySent is called for each DNS query handed to the resolver, after
-	// cache and de-duplication. list is the display name of the first
-	// list entry that uses the query zone.
-	QuerySent(list string, qtype uint16)
-	// LookupDone is called exactly once per list entry and Check, when the
-	// entry's result is known: from Check for cached answers and lists not
-	// asked (Disabled), otherwise when the lookup ends — even when that is
-	// after an early decision returned the verdict (where the entry shows
-	// as Pending) or after the caller's deadline (where it shows as
-	// Timeout).
-	LookupDone(r Result)
-	// VerdictDone is called once per Check with the verdict returned.
-	VerdictDone(v Verdict)
-}
-
-// Health lets a list-health monitor switch lists off and learn from live
-// traffic. Its methods are called concurrently and must be fast. The *List
-// points into the calling Checker's configuration, which is replaced on
-// reload: identify lists by Zone and Name, not by pointer.
-type Health interface {
-	// Enabled reports whether the list may be asked and counted now. A
-	// disabled list gets Outcome Disabled. Called for every list on every
-	// Check.
-	Enabled(list *List) bool
-	// Observe is told each fresh DNS answer (not cached ones, and once per
-	// query however many checks share it), classified for list, so that
-	// error codes, bogus answers and timeouts in live traffic are noticed
-	// without waiting for the next probe.
-	Observe(list *List, r Result)
-}
-
 // Checker scores clients against the configured lists: their addresses
 // (IP lists) and the names they show (domain lists). It is safe for
 // concurrent use.
@@ -306,30 +246,6 @@ func normalizeList(l *List, timeout time.Duration) error {
 		return fmt.Errorf("unknown list type %d", l.Type)
 	}
 	return l.CheckForgeable()
-}
-
-// CheckForgeable returns an error when the list would let a client
-// allowlist itself: a negative weight (of the list or of one of its
-// filters) on a check whose name the client chooses (helo, sender,
-// reverse_client). Config loaders use it to name the list themselves.
-func (l *List) CheckForgeable() error {
-	forged := l.Checks.forgeable()
-	if forged == 0 {
-		return nil
-	}
-	w := l.Weight
-	if w >= 0 {
-		for i := range l.Filters {
-			if l.Filters[i].HasWeight && l.Filters[i].Weight < 0 {
-				w = l.Filters[i].Weight
-				break
-			}
-		}
-	}
-	if w >= 0 {
-		return nil
-	}
-	return fmt.Errorf("negative weight %d on checks %s: a client can claim any HELO name, sender domain or PTR name, so it could allowlist itself; a domain allowlist may only check \"client\" (the verified client name)", w, forged)
 }
 
 // Config returns the effective configuration (defaults applied).

@@ -11,6 +11,18 @@ import (
 // can never overflow an int.
 const maxWeight = 1_000_000
 
+// Filter matches A-record answers of a list. It is one of: a postscreen
+// pattern (127.0.0.[2..11]), a CIDR (127.0.0.0/24) or an Exim-style bitmask
+// (&0.0.0.4). Build one with ParseFilter.
+type Filter struct {
+	// Weight, when HasWeight, replaces List.Weight for this filter.
+	Weight    int
+	HasWeight bool
+	// unexported matcher state lives in filter.go
+	matcher filterMatcher
+	text    string
+}
+
 type filterKind uint8
 
 const (

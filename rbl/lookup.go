@@ -25,6 +25,21 @@ type answer struct {
 	txt string
 }
 
+// answerKind says what kind of DNS answer (or failure) a lookup got.
+type answerKind uint8
+
+const (
+	// answerNegative is NXDOMAIN, or NOERROR without A records.
+	answerNegative answerKind = iota
+	// answerRecords is NOERROR with A records.
+	answerRecords
+	answerError
+	answerTimeout
+	// answerOverBudget is a query not sent: the zone's daily query budget
+	// is spent. Never cached.
+	answerOverBudget
+)
+
 // newAnswer turns a resolver's reply into an answer.
 func newAnswer(m *dns.Msg, err error) answer {
 	if err != nil {

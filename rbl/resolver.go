@@ -12,6 +12,13 @@ import (
 	"github.com/miekg/dns"
 )
 
+// Resolver sends one DNS question and returns the answer. It returns a
+// response only for NOERROR and NXDOMAIN; every other rcode, a timeout or a
+// network failure is an error.
+type Resolver interface {
+	Query(ctx context.Context, name string, qtype uint16) (*dns.Msg, error)
+}
+
 // ResolverConfig configures NewResolver.
 type ResolverConfig struct {
 	// Servers are "host:port" addresses (a bare IP means port 53), tried

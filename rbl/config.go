@@ -1,0 +1,52 @@
+package rbl
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Config is the engine's configuration. Defaults are applied by NewChecker.
+type Config struct {
+	// Lists are the list entries, scored in this order.
+	Lists []List
+	// Threshold: reject when the score is >= Threshold. Default 1.
+	Threshold int
+	// AllowlistThreshold, when negative, accepts (Allowlisted) as soon as
+	// the score is certain to be <= it. 0 disables it.
+	AllowlistThreshold int
+	// TagThreshold, when positive and below Threshold, is the tag level:
+	// a score that reaches it but not Threshold is decided Tag. 0
+	// disables it.
+	TagThreshold int
+	// Timeout is the default per-list timeout. Default 5s.
+	Timeout time.Duration
+	// FetchTXT asks for the TXT record of listed answers.
+	FetchTXT bool
+	// FetchAllowlistTXT asks for the TXT record of answers that an entry
+	// counts with a negative weight (an allowlist), for reports like RFC
+	// 8904's policy.txt, without delaying every listing by a TXT query.
+	FetchAllowlistTXT bool
+}
+
+// Options are the Checker's injected dependencies.
+type Options struct {
+	// Resolver asks DNS; required.
+	Resolver Resolver
+	// Cache may be nil (no caching). One Cache may be shared by several
+	// Checkers, e.g. the old and the new one across a config reload.
+	Cache *Cache
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger gets debug lines about failed lookups; nil discards them.
+	Logger *slog.Logger
+	// Observer, if set, is told about queries, lookups and verdicts (for
+	// metrics).
+	Observer Observer
+	// Health, if set, switches unhealthy lists off and hears about every
+	// fresh answer.
+	Health Health
+	// Budget, if set, counts every DNS query sent and holds each list to
+	// its DailyQueries (configure it with the same lists). One Budget may
+	// be shared by several Checkers, e.g. across a config reload.
+	Budget *Budget
+}
