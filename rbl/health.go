@@ -184,7 +184,12 @@ type listRef struct {
 	zone *zoneHealth
 }
 
+// zoneKey is a list's key and zone: as configured, so that Enabled finds
+// the usual spelling without allocating, or normalized (normalizedZoneKey).
 type zoneKey struct{ key, zone string }
+
+// normalizedZoneKey is l's zoneKey spelt as its queryZoneKey is.
+func normalizedZoneKey(l *List) zoneKey { return zoneKey{strings.ToLower(l.Key), l.normalizedZone()} }
 
 // zoneHealth is the shared health of every list entry with one query zone.
 type zoneHealth struct {
@@ -320,7 +325,7 @@ func (m *Monitor) Configure(cfg MonitorConfig) error {
 		}
 		z.timeout = max(z.timeout, timeout)
 		byList[zoneKey{l.Key, l.Zone}] = z
-		byList[zoneKey{strings.ToLower(l.Key), qzoneOnly(qzone, l.Key)}] = z
+		byList[normalizedZoneKey(l)] = z
 		lists = append(lists, listRef{name: name, zone: z})
 	}
 	for _, z := range old {
@@ -349,14 +354,6 @@ func (m *Monitor) Configure(cfg MonitorConfig) error {
 	return nil
 }
 
-// qzoneOnly returns the zone part of a lower-case query zone.
-func qzoneOnly(qzone, key string) string {
-	if key == "" {
-		return qzone
-	}
-	return qzone[len(key)+1:]
-}
-
 // Enabled reports whether the list may be asked and counted: false only
 // while its zone is unhealthy. Lists the Monitor does not know are enabled.
 func (m *Monitor) Enabled(l *List) bool {
@@ -372,7 +369,7 @@ func (m *Monitor) zoneOf(l *List) *zoneHealth {
 	}
 	// Not the exact spelling configured: a different case costs an
 	// allocation, but only then.
-	return byList[zoneKey{strings.ToLower(l.Key), strings.ToLower(strings.TrimSuffix(l.Zone, "."))}]
+	return byList[normalizedZoneKey(l)]
 }
 
 // Observe hears a fresh live answer: an operator error code or a record

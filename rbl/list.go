@@ -120,20 +120,20 @@ func (l List) GoString() string {
 		l.Zone, l.Type, l.Checks, name, key, l.Weight, l.Filters, l.Timeout, l.IPv4, l.IPv6, l.OnError, l.Shadow, l.Monitor, l.DailyQueries)
 }
 
-// queryZone is the zone actually asked: the key label, if any, then the
-// zone. It is a secret when a key is set.
-func (l *List) queryZone() string {
-	if l.Key == "" {
-		return l.Zone
+// queryZoneKey is the zone actually asked, as the engine keys it (cache,
+// health, budget, query names): the key label, if any, then the zone, in
+// lower case and without a trailing dot. A secret when a key is set.
+func (l *List) queryZoneKey() string {
+	qzone := l.Zone
+	if l.Key != "" {
+		qzone = l.Key + "." + l.Zone
 	}
-	return l.Key + "." + l.Zone
+	return strings.ToLower(strings.TrimSuffix(qzone, "."))
 }
 
-// queryZoneKey is the query zone as the engine keys it (cache, health,
-// budget): lower case, without a trailing dot. A secret when a key is set.
-func (l *List) queryZoneKey() string {
-	return strings.ToLower(strings.TrimSuffix(l.queryZone(), "."))
-}
+// normalizedZone is the zone without the key, spelt as queryZoneKey
+// spells it.
+func (l *List) normalizedZone() string { return strings.ToLower(strings.TrimSuffix(l.Zone, ".")) }
 
 // CheckForgeable returns an error when the list would let a client
 // allowlist itself: a negative weight (of the list or of one of its

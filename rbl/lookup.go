@@ -241,7 +241,7 @@ func Lookup(ctx context.Context, resolver Resolver, l *List, ip netip.Addr, fetc
 	if !ip.IsValid() {
 		return Result{List: l, Outcome: Error, Err: &LookupError{List: l.String(), msg: "invalid IP address"}}
 	}
-	name := QueryName(ip, strings.ToLower(l.queryZone()))
+	name := QueryName(ip, l.queryZoneKey())
 	m, err := resolver.Query(ctx, name, dns.TypeA)
 	a := newAnswer(m, err)
 	r := resultOf(l, &a)

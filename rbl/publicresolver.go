@@ -51,7 +51,7 @@ func isSpamhausPublicMirror(l *List) bool {
 	if l.Key != "" {
 		return false
 	}
-	z := strings.ToLower(strings.TrimSuffix(l.Zone, "."))
+	z := l.normalizedZone()
 	return z == "spamhaus.org" || strings.HasSuffix(z, ".spamhaus.org")
 }
 
