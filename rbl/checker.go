@@ -216,9 +216,7 @@ func normalizeList(l *List, timeout time.Duration) error {
 	if l.Timeout < 0 {
 		return fmt.Errorf("negative timeout %s", l.Timeout)
 	}
-	if l.Timeout == 0 {
-		l.Timeout = timeout
-	}
+	l.Timeout = l.timeoutOr(timeout)
 	if l.OnError != FailIgnore && l.OnError != FailTempfail {
 		return fmt.Errorf("unknown failure policy %d", l.OnError)
 	}
@@ -231,9 +229,7 @@ func normalizeList(l *List, timeout time.Duration) error {
 			return fmt.Errorf("checks %s: an IP list is asked about the client's address only", l.Checks&^Checks(CheckIP))
 		}
 		l.Checks = Checks(CheckIP)
-		if !l.IPv4 && !l.IPv6 {
-			l.IPv4, l.IPv6 = true, true
-		}
+		l.IPv4, l.IPv6 = l.families()
 	case DomainList:
 		if l.Checks == 0 {
 			l.Checks = DefaultDomainChecks

@@ -310,20 +310,13 @@ func (m *Monitor) Configure(cfg MonitorConfig) error {
 		if l.Type == DomainList {
 			z.domain = true
 		} else {
-			v4, v6 := l.IPv4, l.IPv6
-			if !v4 && !v6 {
-				v4, v6 = true, true
-			}
+			v4, v6 := l.families()
 			z.v4, z.v6 = z.v4 || v4, z.v6 || v6
 		}
 		// One entry opting out opts the zone out: they share one health,
 		// and an opt-out means the zone has no test entries.
 		z.monitored = z.monitored && l.Monitor
-		timeout := l.Timeout
-		if timeout <= 0 {
-			timeout = DefaultTimeout
-		}
-		z.timeout = max(z.timeout, timeout)
+		z.timeout = max(z.timeout, l.timeoutOr(DefaultTimeout))
 		byList[zoneKey{l.Key, l.Zone}] = z
 		byList[normalizedZoneKey(l)] = z
 		lists = append(lists, listRef{name: name, zone: z})

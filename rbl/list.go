@@ -135,6 +135,23 @@ func (l *List) queryZoneKey() string {
 // spells it.
 func (l *List) normalizedZone() string { return strings.ToLower(strings.TrimSuffix(l.Zone, ".")) }
 
+// families returns the address families an IP list is asked about: both
+// when neither is switched on, so that the zero List is usable.
+func (l *List) families() (v4, v6 bool) {
+	if !l.IPv4 && !l.IPv6 {
+		return true, true
+	}
+	return l.IPv4, l.IPv6
+}
+
+// timeoutOr returns the list's own Timeout, or def when it has none.
+func (l *List) timeoutOr(def time.Duration) time.Duration {
+	if l.Timeout > 0 {
+		return l.Timeout
+	}
+	return def
+}
+
 // CheckForgeable returns an error when the list would let a client
 // allowlist itself: a negative weight (of the list or of one of its
 // filters) on a check whose name the client chooses (helo, sender,
