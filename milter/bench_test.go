@@ -61,7 +61,7 @@ func newBenchServer(b *testing.B, domains bool) *benchServer {
 	if err != nil {
 		b.Fatal(err)
 	}
-	obs, err := rbl.NewMetrics(reg, cache)
+	obs, err := rbl.NewMetrics(reg, cache, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

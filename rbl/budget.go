@@ -8,8 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // BudgetWindow is the rolling window a list's DailyQueries are counted in.
@@ -35,8 +33,6 @@ type BudgetOptions struct {
 	// Logger gets one line when a list nears its limit, reaches it, and
 	// falls back below the warning mark; nil discards them.
 	Logger *slog.Logger
-	// Registerer, if set, gets the per-list query counts and limits.
-	Registerer prometheus.Registerer
 }
 
 // Budget counts the DNS queries each query zone really sends (client
@@ -81,7 +77,7 @@ type zoneBudget struct {
 
 // NewBudget returns a Budget that knows no zones yet; Configure gives it
 // the lists.
-func NewBudget(opts BudgetOptions) (*Budget, error) {
+func NewBudget(opts BudgetOptions) *Budget {
 	b := &Budget{now: opts.Now, log: opts.Logger}
 	if b.now == nil {
 		b.now = time.Now
@@ -91,12 +87,7 @@ func NewBudget(opts BudgetOptions) (*Budget, error) {
 	}
 	empty := map[string]*zoneBudget{}
 	b.zones.Store(&empty)
-	if opts.Registerer != nil {
-		if err := opts.Registerer.Register(budgetCollector{b}); err != nil {
-			return nil, fmt.Errorf("rbl: budget metrics: %w", err)
-		}
-	}
-	return b, nil
+	return b
 }
 
 // Configure sets the zones counted and their limits from lists (normally

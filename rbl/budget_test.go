@@ -29,12 +29,8 @@ func newBudgetEnv(t *testing.T, lists []rbl.List) *budgetEnv {
 	t.Helper()
 	clk := newClock()
 	e := &budgetEnv{logs: &testutil.Buffer{}, reg: prometheus.NewRegistry()}
-	var err error
-	e.budget, err = rbl.NewBudget(rbl.BudgetOptions{Now: clk.Now, Logger: slog.New(slog.NewTextHandler(e.logs, nil)), Registerer: e.reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	metrics, err := rbl.NewMetrics(e.reg, nil)
+	e.budget = rbl.NewBudget(rbl.BudgetOptions{Now: clk.Now, Logger: slog.New(slog.NewTextHandler(e.logs, nil))})
+	metrics, err := rbl.NewMetrics(e.reg, nil, e.budget)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -180,7 +180,7 @@ func TestDNSFaults(t *testing.T) {
 				t.Fatal(err)
 			}
 			reg := prometheus.NewRegistry()
-			metrics, err := rbl.NewMetrics(reg, cache)
+			metrics, err := rbl.NewMetrics(reg, cache, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -10,8 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // DefaultHealthInterval is how often a Monitor probes its lists when
@@ -107,8 +105,9 @@ type MonitorOptions struct {
 	Rand rand.Source
 	// Logger gets one line per health transition; nil discards them.
 	Logger *slog.Logger
-	// Registerer, if set, gets the health metrics.
-	Registerer prometheus.Registerer
+	// Observer, if set, is told the lists' states, their changes and
+	// every probe (for metrics; Metrics is one).
+	Observer HealthObserver
 	// FailureThreshold is how many probes in a row must fail before a
 	// list is unhealthy; 0 means DefaultFailureThreshold.
 	FailureThreshold int
@@ -157,7 +156,7 @@ type Monitor struct {
 	after     func(time.Duration) <-chan time.Time
 	log       *slog.Logger
 	threshold int
-	metrics   *healthMetrics
+	obs       HealthObserver
 	budget    *Budget
 
 	// kick asks Run for a round now: Configure added zones.
@@ -248,11 +247,7 @@ func NewMonitor(opts MonitorOptions) (*Monitor, error) {
 		src = autoSeeded{}
 	}
 	m.rnd = rand.New(src)
-	metrics, err := newHealthMetrics(opts.Registerer)
-	if err != nil {
-		return nil, err
-	}
-	m.metrics = metrics
+	m.obs = opts.Observer
 	empty := map[zoneKey]*zoneHealth{}
 	m.byList.Store(&empty)
 	return m, nil
@@ -335,7 +330,15 @@ func (m *Monitor) Configure(cfg MonitorConfig) error {
 			added = true
 		}
 	}
-	m.metrics.sync(zones)
+	if m.obs != nil {
+		states := map[string]HealthState{}
+		for _, z := range zones {
+			for _, name := range z.names {
+				states[name] = z.state
+			}
+		}
+		m.obs.HealthConfigured(states)
+	}
 	m.resolver, m.interval, m.zones, m.lists = cfg.Resolver, cfg.Interval, zones, lists
 	m.byList.Store(&byList)
 	if added {
@@ -439,8 +442,11 @@ func (m *Monitor) transition(z *zoneHealth, state HealthState, reason, answer st
 	from := z.state
 	z.state, z.reason, z.answer, z.since = state, reason, answer, m.now()
 	z.enabled.Store(state.Counted())
-	m.metrics.set(z)
-	m.metrics.transitioned(z)
+	if m.obs != nil {
+		for _, name := range z.names {
+			m.obs.HealthChanged(name, state)
+		}
+	}
 	attrs := []any{"list", strings.Join(z.names, ", "), "from", from.String(), "to", state.String()}
 	if reason != "" {
 		attrs = append(attrs, "reason", reason, "answer", answer)

@@ -79,17 +79,16 @@ func newHealthEnv(t *testing.T, lists []rbl.List, opts rbl.MonitorOptions) *heal
 	e.resolver = zoneRouter{"bad.test": resolver(t, e.bad.Addr()), "good.test": resolver(t, e.good.Addr())}
 	opts.Now = e.clock.Now
 	opts.Logger = slog.New(slog.NewTextHandler(e.logs, nil))
-	opts.Registerer = e.reg
-	var err error
-	if e.mon, err = rbl.NewMonitor(opts); err != nil {
-		t.Fatal(err)
-	}
 	cache, err := rbl.NewCache(rbl.CacheConfig{}, e.clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	metrics, err := rbl.NewMetrics(e.reg, cache)
+	metrics, err := rbl.NewMetrics(e.reg, cache, nil)
 	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Observer = metrics
+	if e.mon, err = rbl.NewMonitor(opts); err != nil {
 		t.Fatal(err)
 	}
 	e.c, err = rbl.NewChecker(rbl.Config{Lists: lists}, rbl.Options{

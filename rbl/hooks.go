@@ -36,3 +36,19 @@ type Health interface {
 	// without waiting for the next probe.
 	Observe(list *List, r Result)
 }
+
+// HealthObserver is told what a Monitor finds, for metrics, as Observer is
+// told what a Checker does. Lists are named by display name (never a key);
+// entries that share a query zone share its health, and each of their
+// names is told. Its methods are called with the Monitor's lock held: they
+// must be fast and must not call the Monitor.
+type HealthObserver interface {
+	// HealthConfigured is called by every Configure with the state of each
+	// configured list: a list it does not name is no longer configured.
+	HealthConfigured(states map[string]HealthState)
+	// HealthChanged is called each time a list enters another state.
+	HealthChanged(list string, state HealthState)
+	// ProbeDone is called for each answered or failed probe with its raw
+	// outcome (no filters: any sane code is Listed).
+	ProbeDone(list string, o Outcome)
+}

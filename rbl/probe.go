@@ -192,8 +192,12 @@ func (m *Monitor) judge(z *zoneHealth, results []probeResult) {
 	z.rounds++
 	canaries := judgeCanaries(results)
 	z.evidence = roundEvidence(results, canaries)
-	for _, r := range results {
-		m.metrics.probed(z, r.outcome)
+	if m.obs != nil {
+		for _, r := range results {
+			for _, name := range z.names {
+				m.obs.ProbeDone(name, r.outcome)
+			}
+		}
 	}
 	seen := func(r probeResult) string { return r.addr + " → " + r.answer }
 	// Worst first: each of these alone makes the zone unhealthy.

@@ -340,7 +340,7 @@ func TestSessionReportsEachNameLookup(t *testing.T) {
 	}
 
 	reg := prometheus.NewRegistry()
-	m, err := rbl.NewMetrics(reg, nil)
+	m, err := rbl.NewMetrics(reg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

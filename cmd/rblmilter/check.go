@@ -184,11 +184,7 @@ func runCheck(ctx context.Context, args []string, configPath string, env environ
 	// The table shows each list's health; the monitor's own log lines
 	// would only repeat it. The budget counts this check's queries: a
 	// daily_queries limit holds here too.
-	budget, err := rbl.NewBudget(rbl.BudgetOptions{Logger: logger})
-	if err != nil {
-		fmt.Fprintf(env.stderr, "rblmilter check: %v\n", err)
-		return exitError
-	}
+	budget := rbl.NewBudget(rbl.BudgetOptions{Logger: logger})
 	monitor, err := rbl.NewMonitor(rbl.MonitorOptions{Budget: budget})
 	if err != nil {
 		fmt.Fprintf(env.stderr, "rblmilter check: %v\n", err)

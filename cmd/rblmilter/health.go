@@ -13,15 +13,12 @@ import (
 // monitor and the query budget. They live as long as the process: every
 // Checker, before and after a reload, reports to them.
 func (d *daemon) startEngineObservers() error {
-	metrics, err := rbl.NewMetrics(d.registry, d.cache)
+	budget := rbl.NewBudget(rbl.BudgetOptions{Logger: d.logger})
+	metrics, err := rbl.NewMetrics(d.registry, d.cache, budget)
 	if err != nil {
 		return err
 	}
-	budget, err := rbl.NewBudget(rbl.BudgetOptions{Logger: d.logger, Registerer: d.registry})
-	if err != nil {
-		return err
-	}
-	monitor, err := rbl.NewMonitor(rbl.MonitorOptions{Logger: d.logger, Registerer: d.registry, Budget: budget})
+	monitor, err := rbl.NewMonitor(rbl.MonitorOptions{Logger: d.logger, Observer: metrics, Budget: budget})
 	if err != nil {
 		return err
 	}

@@ -14,11 +14,14 @@ import (
 // A filter like 127.0.[0..255].[1..3] would otherwise allow 768 series.
 const maxCodesPerList = 32
 
-// Metrics is an Observer that exports the engine's work as Prometheus
-// metrics. Labels are bounded: list display names (never a key), check,
-// outcome and decision names, and listing codes inside 127.0.0.0/8; never
-// a client address or name. One Metrics serves every Checker of a process (pass it as
-// Options.Observer across reloads).
+// Metrics exports the engine's work as Prometheus metrics; it is the one
+// place where rbl meets Prometheus. It is the Observer of every Checker of
+// a process (pass it as Options.Observer across reloads) and the
+// HealthObserver of its Monitor (MonitorOptions.Observer), and reads the
+// Cache's and the Budget's counts at scrape time. Labels are bounded: list
+// display names (never a key), check, outcome, decision and health state
+// names, and listing codes inside 127.0.0.0/8; never a client address or
+// name.
 type Metrics struct {
 	queries     *prometheus.CounterVec
 	lookups     *prometheus.CounterVec
@@ -37,6 +40,8 @@ type Metrics struct {
 	// labels each time.
 	perListMu sync.RWMutex
 	perList   map[string]*listMetrics
+
+	health healthMetrics
 }
 
 // listMetrics are one list's series.
@@ -56,9 +61,10 @@ var lookupBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25,
 // microseconds.
 var verdictBuckets = []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
-// NewMetrics registers the engine's metrics with reg, and the cache's when
-// cache is not nil.
-func NewMetrics(reg prometheus.Registerer, cache *Cache) (*Metrics, error) {
+// NewMetrics registers the engine's and the health monitor's metrics with
+// reg, the cache's when cache is not nil, and the query budget's when
+// budget is not nil.
+func NewMetrics(reg prometheus.Registerer, cache *Cache, budget *Budget) (*Metrics, error) {
 	if reg == nil {
 		return nil, fmt.Errorf("rbl: metrics: no registerer")
 	}
@@ -95,10 +101,15 @@ func NewMetrics(reg prometheus.Registerer, cache *Cache) (*Metrics, error) {
 		}, []string{"list", "decision"}),
 		codes:   map[string]map[netip.Addr]string{},
 		perList: map[string]*listMetrics{},
+		health:  newHealthMetrics(),
 	}
-	collectors := []prometheus.Collector{m.queries, m.lookups, m.listed, m.lookupTime, m.verdictTime, m.early, m.byList}
+	collectors := []prometheus.Collector{m.queries, m.lookups, m.listed, m.lookupTime, m.verdictTime, m.early, m.byList,
+		m.health.state, m.health.transitions, m.health.probes}
 	if cache != nil {
 		collectors = append(collectors, newCacheCollector(cache))
+	}
+	if budget != nil {
+		collectors = append(collectors, budgetCollector{budget})
 	}
 	for _, c := range collectors {
 		if err := reg.Register(c); err != nil {
@@ -245,4 +256,105 @@ func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.evictions, prometheus.CounterValue, float64(s.Evictions))
 	ch <- prometheus.MustNewConstMetric(c.size, prometheus.GaugeValue, float64(s.Entries))
 	ch <- prometheus.MustNewConstMetric(c.capacity, prometheus.GaugeValue, float64(c.cache.Config().Size))
+}
+
+// healthMetrics are the health monitor's series.
+type healthMetrics struct {
+	state       *prometheus.GaugeVec
+	transitions *prometheus.CounterVec
+	probes      *prometheus.CounterVec
+
+	// shownMu guards shown: the list names the state gauge has series for.
+	shownMu sync.Mutex
+	shown   map[string]bool
+}
+
+func newHealthMetrics() healthMetrics {
+	return healthMetrics{
+		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rblmilter_list_health_state",
+			Help: "List health: 1 for the list's current state (unknown, healthy, degraded, unhealthy, unmonitored), 0 for the others. Unhealthy lists are not counted.",
+		}, []string{"list", "state"}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rblmilter_list_health_transitions_total",
+			Help: "List health changes, by list and the state entered.",
+		}, []string{"list", "state"}),
+		probes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rblmilter_health_probes_total",
+			Help: "Health probe queries (RFC 5782 test entries and canary addresses), by list and raw outcome.",
+		}, []string{"list", "outcome"}),
+		shown: map[string]bool{},
+	}
+}
+
+// HealthConfigured makes the state gauge show exactly the lists of states.
+func (m *Metrics) HealthConfigured(states map[string]HealthState) {
+	h := &m.health
+	h.shownMu.Lock()
+	defer h.shownMu.Unlock()
+	for name := range h.shown {
+		if _, ok := states[name]; !ok {
+			h.state.DeletePartialMatch(prometheus.Labels{"list": name})
+		}
+	}
+	h.shown = make(map[string]bool, len(states))
+	for name, state := range states {
+		h.shown[name] = true
+		h.setState(name, state)
+	}
+}
+
+// HealthChanged sets the list's state and counts the transition.
+func (m *Metrics) HealthChanged(list string, state HealthState) {
+	m.health.setState(list, state)
+	m.health.transitions.WithLabelValues(list, state.String()).Inc()
+}
+
+// ProbeDone counts a probe by its raw outcome.
+func (m *Metrics) ProbeDone(list string, o Outcome) {
+	m.health.probes.WithLabelValues(list, o.String()).Inc()
+}
+
+// setState sets 1 for the list's state and 0 for the others.
+func (h *healthMetrics) setState(list string, state HealthState) {
+	for s, label := range healthStateNames {
+		v := 0.0
+		if HealthState(s) == state {
+			v = 1
+		}
+		h.state.WithLabelValues(list, label).Set(v)
+	}
+}
+
+// The budget's series, read at scrape time.
+var (
+	budgetSentDesc = prometheus.NewDesc("rblmilter_list_daily_queries",
+		"DNS queries the list's query zone sent in the last 24 hours (client lookups after the cache and de-duplication, TXT queries and health probes), the count daily_queries limits.",
+		[]string{"list"}, nil)
+	budgetLimitDesc = prometheus.NewDesc("rblmilter_list_daily_queries_limit",
+		"The list's daily_queries: queries its zone may send in any 24 hours (0: no limit). At the limit the list is not asked (lookup outcome over_budget).",
+		[]string{"list"}, nil)
+)
+
+// budgetCollector reads a Budget's counts at scrape time, so that sending
+// a query costs no metric update.
+type budgetCollector struct{ b *Budget }
+
+// Describe sends the descriptors.
+func (c budgetCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- budgetSentDesc
+	ch <- budgetLimitDesc
+}
+
+// Collect sends each configured list's count and limit; entries sharing a
+// query zone show the zone's numbers.
+func (c budgetCollector) Collect(ch chan<- prometheus.Metric) {
+	now := c.b.now()
+	for _, z := range *c.b.zones.Load() {
+		names, u := c.b.snapshot(z, now)
+		for _, name := range names {
+			ch <- prometheus.MustNewConstMetric(budgetSentDesc, prometheus.GaugeValue, float64(u.Sent), name)
+			ch <- prometheus.MustNewConstMetric(budgetLimitDesc, prometheus.GaugeValue, float64(u.Limit), name)
+		}
+	}
 }

@@ -21,7 +21,7 @@ func TestMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := rbl.NewMetrics(reg, cache)
+	m, err := rbl.NewMetrics(reg, cache, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestMetrics(t *testing.T) {
 
 func TestMetricsCodeLabelIsBounded(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m, err := rbl.NewMetrics(reg, nil)
+	m, err := rbl.NewMetrics(reg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,14 +103,14 @@ func TestMetricsCodeLabelIsBounded(t *testing.T) {
 }
 
 func TestNewMetricsNeedsRegisterer(t *testing.T) {
-	if _, err := rbl.NewMetrics(nil, nil); err == nil {
+	if _, err := rbl.NewMetrics(nil, nil, nil); err == nil {
 		t.Error("no error without a registerer")
 	}
 	reg := prometheus.NewRegistry()
-	if _, err := rbl.NewMetrics(reg, nil); err != nil {
+	if _, err := rbl.NewMetrics(reg, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rbl.NewMetrics(reg, nil); err == nil || !strings.Contains(err.Error(), "rbl: metrics") {
+	if _, err := rbl.NewMetrics(reg, nil, nil); err == nil || !strings.Contains(err.Error(), "rbl: metrics") {
 		t.Errorf("registering twice: %v", err)
 	}
 }
@@ -131,11 +131,11 @@ func BenchmarkCheckCacheHitObserved(b *testing.B) {
 		opts := rbl.Options{Resolver: r, Cache: cache}
 		if observed {
 			reg := prometheus.NewRegistry()
-			m, err := rbl.NewMetrics(reg, cache)
+			m, err := rbl.NewMetrics(reg, cache, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
-			mon, err := rbl.NewMonitor(rbl.MonitorOptions{Registerer: reg})
+			mon, err := rbl.NewMonitor(rbl.MonitorOptions{Observer: m})
 			if err != nil {
 				b.Fatal(err)
 			}
