@@ -13,8 +13,9 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 )
 
-// CacheConfig configures NewCache. Zero values get defaults (Size 100000,
-// MinTTL 60s, MaxTTL 1h, ErrorTTL 0 meaning errors are not cached).
+// CacheConfig configures NewCache. Zero values get defaults:
+// DefaultCacheSize, DefaultMinTTL and DefaultMaxTTL; an ErrorTTL of 0
+// caches no failures.
 type CacheConfig struct {
 	// Size bounds the number of cached answers. IPv4 answers, IPv6
 	// answers, name answers (domain lists) and TXT records are each
@@ -28,7 +29,7 @@ type CacheConfig struct {
 	ErrorTTL time.Duration
 }
 
-// Default cache settings, like postscreen's.
+// Default cache settings (CacheConfig's zero values), like postscreen's.
 const (
 	DefaultCacheSize = 100000
 	DefaultMinTTL    = 60 * time.Second

@@ -9,16 +9,19 @@ import (
 type Config struct {
 	// Lists are the list entries, scored in this order.
 	Lists []List
-	// Threshold: reject when the score is >= Threshold. Default 1.
+	// Threshold: reject when the score is >= Threshold; 0 means
+	// DefaultThreshold. CheckThreshold says which values are refused.
 	Threshold int
 	// AllowlistThreshold, when negative, accepts (Allowlisted) as soon as
-	// the score is certain to be <= it. 0 disables it.
+	// the score is certain to be <= it. 0 disables it; see
+	// CheckAllowlistThreshold.
 	AllowlistThreshold int
 	// TagThreshold, when positive and below Threshold, is the tag level:
 	// a score that reaches it but not Threshold is decided Tag. 0
-	// disables it.
+	// disables it; see CheckTagThreshold.
 	TagThreshold int
-	// Timeout is the default per-list timeout. Default 5s.
+	// Timeout is the per-list timeout of lists without their own; 0
+	// means DefaultTimeout.
 	Timeout time.Duration
 	// FetchTXT asks for the TXT record of listed answers.
 	FetchTXT bool

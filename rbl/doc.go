@@ -146,10 +146,16 @@
 // are enabled (Enabled; a disabled list is not asked and shows Disabled) and
 // hears every fresh DNS answer classified (Observe), so a monitor can react to
 // error codes, bogus answers or timeouts seen in live traffic; Monitor is
-// such a hook, probing RFC 5782 test points and canaries. Options.Budget
-// (optional, one per process) counts the queries each zone sends over a
-// rolling 24 hours and holds it to its lists' DailyQueries. Lookup asks one
-// list directly, without the cache.
+// such a hook, probing RFC 5782 test points and canaries, and it tells
+// what it finds to a HealthObserver (MonitorOptions.Observer).
+// Options.Budget (optional, one per process) counts the queries each zone
+// sends over a rolling 24 hours and holds it to its lists' DailyQueries.
+//
+// The engine itself does not depend on a metrics system: Observer and
+// HealthObserver are all it reports to. Metrics implements both for
+// Prometheus (NewMetrics registers the engine's, the monitor's, the
+// cache's and the budget's series); it is the only part of the package
+// that imports client_golang.
 //
 // # Testing with a fake DNSBL
 //

@@ -24,7 +24,8 @@ type Observer interface {
 // Health lets a list-health monitor switch lists off and learn from live
 // traffic. Its methods are called concurrently and must be fast. The *List
 // points into the calling Checker's configuration, which is replaced on
-// reload: identify lists by Zone and Name, not by pointer.
+// reload: identify lists by what they query (Key and Zone, as Monitor
+// does), not by pointer.
 type Health interface {
 	// Enabled reports whether the list may be asked and counted now. A
 	// disabled list gets Outcome Disabled. Called for every list on every

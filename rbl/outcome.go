@@ -61,9 +61,10 @@ var outcomeNames = [...]string{
 	NotAuthenticated: "not_authenticated",
 }
 
-// String returns the metric/log name of the outcome: "pending",
-// "not_listed", "listed", "refused", "bogus", "error", "timeout",
-// "disabled", "over_budget", "no_name".
+// String returns the outcome's name in logs, metric labels and JSON, the
+// constant's name in snake case: "pending", "not_listed", "listed",
+// "refused", "bogus", "error", "timeout", "disabled", "over_budget",
+// "no_name", "not_authenticated".
 func (o Outcome) String() string {
 	if int(o) < len(outcomeNames) {
 		return outcomeNames[o]

@@ -52,13 +52,12 @@ type listMetrics struct {
 	lookupTime prometheus.Observer
 }
 
-// lookupBuckets suit DNS lookups: a local cache answers in well under a
-// millisecond, a remote list in tens of milliseconds, a failing one at the
-// timeout.
+// lookupBuckets span DNS lookups from a local caching resolver's answer
+// to a remote list's and to a failing one's timeout.
 var lookupBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
-// verdictBuckets add finer low buckets: a verdict from the cache takes
-// microseconds.
+// verdictBuckets add finer low buckets: a verdict from the cache asks no
+// DNS at all.
 var verdictBuckets = []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
 // NewMetrics registers the engine's and the health monitor's metrics with
