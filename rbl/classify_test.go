@@ -159,5 +159,3 @@ func TestOutcomeAndDecisionNames(t *testing.T) {
 		t.Error("Failed() wrong")
 	}
 }
-
-func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }

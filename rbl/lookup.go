@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"net/netip"
 	"strings"
 	"time"
 
@@ -229,28 +228,5 @@ func resultOf(l *List, a *answer) Result {
 			r.Codes = a.codes.addrs()
 		}
 	}
-	return r
-}
-
-// Lookup asks resolver about ip on list l alone, without cache or
-// de-duplication, and classifies the answer as Check would (TXT fetched for
-// listings when fetchTXT). A health monitor probes lists with it. ctx bounds
-// the lookup; l.Timeout is not applied.
-func Lookup(ctx context.Context, resolver Resolver, l *List, ip netip.Addr, fetchTXT bool) Result {
-	start := time.Now()
-	if !ip.IsValid() {
-		return Result{List: l, Outcome: Error, Err: &LookupError{List: l.String(), msg: "invalid IP address"}}
-	}
-	name := QueryName(ip, l.queryZoneKey())
-	m, err := resolver.Query(ctx, name, dns.TypeA)
-	a := newAnswer(m, err)
-	r := resultOf(l, &a)
-	if fetchTXT && r.Outcome == Listed {
-		if m, err := resolver.Query(ctx, name, dns.TypeTXT); err == nil {
-			txt, _ := txtFromMsg(m)
-			r.TXT = scrubKey(txt, l.Key)
-		}
-	}
-	r.Duration = time.Since(start)
 	return r
 }
