@@ -28,7 +28,7 @@ func BenchmarkQueryName(b *testing.B) {
 			b.ReportAllocs()
 			buf := make([]byte, 0, 128)
 			for b.Loop() {
-				buf = AppendQueryName(buf[:0], ip, "zen.spamhaus.org")
+				buf = appendQueryName(buf[:0], ip, "zen.spamhaus.org")
 			}
 		})
 	}
@@ -177,8 +177,8 @@ func measureCache(b *testing.B, n int, kind string) (heapPer, rssPer float64) {
 		}
 	}
 	b.StopTimer()
-	if cache.Len() != n {
-		b.Fatalf("cache holds %d answers, want %d", cache.Len(), n)
+	if cache.entries() != n {
+		b.Fatalf("cache holds %d answers, want %d", cache.entries(), n)
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)

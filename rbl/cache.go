@@ -154,21 +154,12 @@ func (c *Cache) Stats() CacheStats {
 		Hits:      c.hits.Load(),
 		Misses:    c.misses.Load(),
 		Evictions: c.evictions.Load(),
-		Entries:   c.Len(),
+		Entries:   c.entries(),
 	}
 }
 
-// Len returns the number of cached answers.
-func (c *Cache) Len() int { return c.v4.Len() + c.v6.Len() + c.names.Len() }
-
-// Purge drops every entry.
-func (c *Cache) Purge() {
-	c.v4.Purge()
-	c.v6.Purge()
-	c.txt.Purge()
-	c.names.Purge()
-	c.nameTXT.Purge()
-}
+// entries returns the number of cached answers.
+func (c *Cache) entries() int { return c.v4.Len() + c.v6.Len() + c.names.Len() }
 
 // zoneID interns a query zone name (lower case). IDs are never reused, so a
 // zone keeps its entries across config reloads.

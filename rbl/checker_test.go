@@ -53,7 +53,7 @@ func TestCheckScoresListsInConfigOrder(t *testing.T) {
 			t.Errorf("Check(%s) = %s, want %s", tt.ip, v.Decision, tt.decision)
 		}
 	}
-	testutil.WaitFor(t, "every answer in the cache", func() bool { return e.cache.Len() == 12 })
+	testutil.WaitFor(t, "every answer in the cache", func() bool { return e.cache.Stats().Entries == 12 })
 	for _, tt := range tests {
 		v := e.c.Check(context.Background(), tt.ip)
 		if v.Decision != tt.decision || v.Score != tt.score || !slices.Equal(outcomes(v), tt.outcomes) || v.Early {
@@ -204,7 +204,7 @@ func TestCheckDecidesEarlyAndFillsCacheInBackground(t *testing.T) {
 	// The slow lookup goes on after Check returned and fills the cache.
 	e.srv.WaitInFlight(t, 1)
 	close(release)
-	testutil.WaitFor(t, "both answers in the cache", func() bool { return e.cache.Len() == 2 })
+	testutil.WaitFor(t, "both answers in the cache", func() bool { return e.cache.Stats().Entries == 2 })
 	v = e.c.Check(context.Background(), client)
 	if v.Early || v.Results[1].Outcome != rbl.Listed || !v.Results[1].Cached || v.Score != 3 {
 		t.Errorf("second verdict early %v %v score %d", v.Early, outcomes(v), v.Score)

@@ -77,23 +77,11 @@ func (c codeSet) addrs() []netip.Addr {
 	return out
 }
 
-// Classify decides what an answer's A records mean for this list and what
+// classify decides what an answer's A records mean for this list and what
 // weight they add. No records is NotListed; any record outside 127.0.0.0/8
 // makes the answer Bogus and any operator error code makes it Refused,
 // whatever the filters say, and neither ever adds weight. Otherwise the
-// filters decide between Listed and NotListed. Non-IPv4 codes count as
-// outside 127.0.0.0/8.
-func (l *List) Classify(codes []netip.Addr) (Outcome, int) {
-	buf := make([]byte, 0, 4*len(codes))
-	for _, a := range codes {
-		if !a.Is4() {
-			return Bogus, 0
-		}
-		buf = appendCode(buf, addrToUint32(a))
-	}
-	return l.classify(codeSet(buf))
-}
-
+// filters decide between Listed and NotListed.
 func (l *List) classify(codes codeSet) (Outcome, int) {
 	n := codes.len()
 	if n == 0 {

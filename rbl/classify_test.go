@@ -76,9 +76,9 @@ func TestClassify(t *testing.T) {
 		{"allowlist filter rejects", allow, []string{"127.0.10.0"}, NotListed, 0},
 	}
 	for _, tt := range tests {
-		out, w := tt.list.Classify(codes(tt.codes...))
+		out, w := tt.list.classifyAddrs(codes(tt.codes...))
 		if out != tt.out || w != tt.weight {
-			t.Errorf("%s: Classify(%v) = %s, %d; want %s, %d", tt.name, tt.codes, out, w, tt.out, tt.weight)
+			t.Errorf("%s: classifyAddrs(%v) = %s, %d; want %s, %d", tt.name, tt.codes, out, w, tt.out, tt.weight)
 		}
 		// The same answer, fresh from DNS or from the cache, is
 		// classified the same way.
@@ -158,4 +158,17 @@ func TestOutcomeAndDecisionNames(t *testing.T) {
 	if !Error.Failed() || !Timeout.Failed() || Refused.Failed() || Bogus.Failed() || OverBudget.Failed() {
 		t.Error("Failed() wrong")
 	}
+}
+
+// classifyAddrs is classify for codes written as addresses; non-IPv4
+// codes count as outside 127.0.0.0/8.
+func (l *List) classifyAddrs(codes []netip.Addr) (Outcome, int) {
+	buf := make([]byte, 0, 4*len(codes))
+	for _, a := range codes {
+		if !a.Is4() {
+			return Bogus, 0
+		}
+		buf = appendCode(buf, addrToUint32(a))
+	}
+	return l.classify(codeSet(buf))
 }

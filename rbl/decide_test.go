@@ -77,7 +77,7 @@ func TestDecideBounds(t *testing.T) {
 			l := &c.cfg.Lists[i]
 			v.Results[i] = Result{List: l, Outcome: o}
 			if o == Listed {
-				_, v.Results[i].Weight = l.Classify(codes("127.0.0.2"))
+				_, v.Results[i].Weight = l.classifyAddrs(codes("127.0.0.2"))
 				if l.Shadow {
 					v.Results[i].Weight = 0
 				}
@@ -141,7 +141,7 @@ func TestDecideTagLevel(t *testing.T) {
 			l := &c.cfg.Lists[i]
 			v.Results[i] = Result{List: l, Outcome: o}
 			if o == Listed {
-				_, v.Results[i].Weight = l.Classify(codes("127.0.0.2"))
+				_, v.Results[i].Weight = l.classifyAddrs(codes("127.0.0.2"))
 			}
 		}
 		s := &Session{c: c, v: v}

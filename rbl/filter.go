@@ -64,15 +64,6 @@ func (m *filterMatcher) match(code uint32) bool {
 	return false
 }
 
-// Match reports whether the A record code passes the filter. Only IPv4
-// codes can match.
-func (f *Filter) Match(code netip.Addr) bool {
-	if !code.Is4() {
-		return false
-	}
-	return f.matcher.match(addrToUint32(code))
-}
-
 // String returns the filter as it was written, with its weight suffix.
 func (f Filter) String() string {
 	if f.HasWeight {

@@ -64,7 +64,7 @@ func FuzzDNSAnswer(f *testing.F) {
 			clean = clean && inLoopback(v) && !isErrorCode(v)
 		}
 		ans := newAnswer(m, nil)
-		cache.Purge()
+		cache.purge()
 		cache.put(1, client, &ans)
 		cached, inCache := cache.get(1, client, cache.clock())
 		for i := range lists {

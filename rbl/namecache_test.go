@@ -43,8 +43,8 @@ func TestNameCacheKeys(t *testing.T) {
 	if _, ok := c.peekName(c.nameKey(dbl, "b.example")); ok {
 		t.Error("an expired name answer is served")
 	}
-	c.Purge()
-	if c.Len() != 0 {
-		t.Errorf("%d entries after Purge", c.Len())
+	c.purge()
+	if c.entries() != 0 {
+		t.Errorf("%d entries after Purge", c.entries())
 	}
 }

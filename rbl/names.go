@@ -12,12 +12,12 @@ const hexDigits = "0123456789abcdef"
 // that is how the client really connected.
 func QueryName(ip netip.Addr, zone string) string {
 	var buf [72 + 256]byte
-	return string(AppendQueryName(buf[:0], ip, zone))
+	return string(appendQueryName(buf[:0], ip, zone))
 }
 
-// AppendQueryName appends QueryName(ip, zone) to dst and returns the
+// appendQueryName appends QueryName(ip, zone) to dst and returns the
 // extended buffer, so hot paths can build names without allocating.
-func AppendQueryName(dst []byte, ip netip.Addr, zone string) []byte {
+func appendQueryName(dst []byte, ip netip.Addr, zone string) []byte {
 	dst = appendReversed(dst, ip)
 	return append(dst, zone...)
 }

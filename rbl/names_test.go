@@ -28,8 +28,8 @@ func TestQueryName(t *testing.T) {
 			t.Errorf("QueryName(%s, %s) = %q, want %q", tt.ip, tt.zone, got, tt.want)
 		}
 		buf := []byte("prefix:")
-		if got := string(AppendQueryName(buf, ip, tt.zone)); got != "prefix:"+tt.want {
-			t.Errorf("AppendQueryName(%s, %s) = %q", tt.ip, tt.zone, got)
+		if got := string(appendQueryName(buf, ip, tt.zone)); got != "prefix:"+tt.want {
+			t.Errorf("appendQueryName(%s, %s) = %q", tt.ip, tt.zone, got)
 		}
 	}
 }
@@ -37,7 +37,7 @@ func TestQueryName(t *testing.T) {
 func TestAppendQueryNameDoesNotAllocate(t *testing.T) {
 	buf := make([]byte, 0, 128)
 	ip := netip.MustParseAddr("2001:db8::1")
-	if n := testing.AllocsPerRun(100, func() { buf = AppendQueryName(buf[:0], ip, "zen.spamhaus.org") }); n != 0 {
-		t.Errorf("AppendQueryName allocates %v times, want 0", n)
+	if n := testing.AllocsPerRun(100, func() { buf = appendQueryName(buf[:0], ip, "zen.spamhaus.org") }); n != 0 {
+		t.Errorf("appendQueryName allocates %v times, want 0", n)
 	}
 }

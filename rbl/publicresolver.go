@@ -29,9 +29,9 @@ var publicResolvers = []string{
 	"76.76.2.0", "76.76.10.0", "77.88.8.8", "77.88.8.1",
 }
 
-// IsPublicResolver reports whether server ("host:port" or a bare IP) is a
+// isPublicResolver reports whether server ("host:port" or a bare IP) is a
 // well-known public resolver such as 8.8.8.8, 1.1.1.1 or 9.9.9.9.
-func IsPublicResolver(server string) bool {
+func isPublicResolver(server string) bool {
 	host := server
 	if ap, err := netip.ParseAddrPort(server); err == nil {
 		host = ap.Addr().String()
@@ -63,7 +63,7 @@ func isSpamhausPublicMirror(l *List) bool {
 func WarnPublicResolvers(log *slog.Logger, servers []string, lists []List) bool {
 	var public, zones []string
 	for _, s := range servers {
-		if IsPublicResolver(s) {
+		if isPublicResolver(s) {
 			public = append(public, s)
 		}
 	}

@@ -81,9 +81,6 @@ func NewResolver(cfg ResolverConfig) (*DNSResolver, error) {
 	return r, nil
 }
 
-// Servers returns the servers asked, as "host:port".
-func (r *DNSResolver) Servers() []string { return append([]string(nil), r.servers...) }
-
 func normalizeServer(s string) (string, error) {
 	if ap, err := netip.ParseAddrPort(s); err == nil {
 		return ap.String(), nil

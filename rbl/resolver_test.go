@@ -185,8 +185,8 @@ func TestResolverHonoursCancellation(t *testing.T) {
 func TestNewResolver(t *testing.T) {
 	r := newTestResolver(t, ResolverConfig{Servers: []string{"127.0.0.1", "127.0.0.1:5353", "::1", "[::1]:53", "[fe80::1]"}})
 	want := []string{"127.0.0.1:53", "127.0.0.1:5353", "[::1]:53", "[::1]:53", "[fe80::1]:53"}
-	if got := r.Servers(); !slices.Equal(got, want) {
-		t.Errorf("Servers() = %q, want %q", got, want)
+	if got := r.servers; !slices.Equal(got, want) {
+		t.Errorf("servers = %q, want %q", got, want)
 	}
 	for _, tt := range []struct {
 		cfg ResolverConfig

@@ -65,12 +65,12 @@ func TestParseSite(t *testing.T) {
 			t.Errorf("ParseSite(%q) filter = %q, want %q", tt.entry, filter, tt.filter)
 		}
 		for _, c := range tt.match {
-			if out, w := l.Classify(codes(c)); out != Listed || w != tt.weight {
+			if out, w := l.classifyAddrs(codes(c)); out != Listed || w != tt.weight {
 				t.Errorf("ParseSite(%q): %s is %s weight %d, want listed weight %d", tt.entry, c, out, w, tt.weight)
 			}
 		}
 		for _, c := range tt.nomatch {
-			if out, w := l.Classify(codes(c)); out != NotListed || w != 0 {
+			if out, w := l.classifyAddrs(codes(c)); out != NotListed || w != 0 {
 				t.Errorf("ParseSite(%q): %s is %s weight %d, want not_listed", tt.entry, c, out, w)
 			}
 		}
@@ -163,17 +163,17 @@ func TestParseFilter(t *testing.T) {
 			t.Errorf("ParseFilter(%q) = %v weight %d/%v", tt.filter, f, f.Weight, f.HasWeight)
 		}
 		for _, c := range tt.match {
-			if !f.Match(netip.MustParseAddr(c)) {
+			if !f.matchAddr(netip.MustParseAddr(c)) {
 				t.Errorf("ParseFilter(%q) does not match %s", tt.filter, c)
 			}
 		}
 		for _, c := range tt.nomatch {
-			if f.Match(netip.MustParseAddr(c)) {
+			if f.matchAddr(netip.MustParseAddr(c)) {
 				t.Errorf("ParseFilter(%q) matches %s", tt.filter, c)
 			}
 		}
 	}
-	if (&Filter{}).Match(netip.MustParseAddr("127.0.0.2")) {
+	if (&Filter{}).matchAddr(netip.MustParseAddr("127.0.0.2")) {
 		t.Error("the zero Filter matches")
 	}
 }
@@ -231,4 +231,13 @@ func TestCheckZoneAndLabel(t *testing.T) {
 	if CheckLabel("abc-123_x") != nil || CheckLabel("a.b") == nil || CheckLabel(strings.Repeat("k", 64)) == nil {
 		t.Error("CheckLabel accepts or refuses the wrong labels")
 	}
+}
+
+// matchAddr reports whether the A record code passes the filter. Only IPv4
+// codes can match.
+func (f *Filter) matchAddr(code netip.Addr) bool {
+	if !code.Is4() {
+		return false
+	}
+	return f.matcher.match(addrToUint32(code))
 }
