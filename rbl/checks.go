@@ -52,11 +52,11 @@ func ParseCheck(s string) (Check, bool) {
 	return 0, false
 }
 
-// Forgeable reports whether the client chooses the name checked, as it
+// forgeable reports whether the client chooses the name checked, as it
 // does its HELO name, its sender address and the PTR records of its own
 // addresses. A list asked about such names must never allowlist: any
 // client could claim a name that it lists.
-func (c Check) Forgeable() bool {
+func (c Check) forgeable() bool {
 	return c == CheckReverseClient || c == CheckHelo || c == CheckSender
 }
 
@@ -99,7 +99,7 @@ func (s CheckSet) String() string {
 func (s CheckSet) forgeable() CheckSet {
 	var out CheckSet
 	for c := range numChecks {
-		if s.Has(c) && c.Forgeable() {
+		if s.Has(c) && c.forgeable() {
 			out |= 1 << c
 		}
 	}
