@@ -13,6 +13,9 @@
 #           default; dnsbl action enforce)
 #   B1      the same with postscreen_greet_wait = 1s (full runs only)
 #   N       a null milter (milterbench null: the milter protocol alone)
+#   R-unix  a null milter that refuses the listed clients at connect with
+#           a 554 reply, without any lookup (milterbench null -refuse), on
+#           a unix socket: the floor of any refusing milter
 #   A0, A0-unix  A and A-unix served by another rblmilter binary
 #           (BENCH_BASELINE): before and after a change, in the same run
 #
@@ -51,7 +54,7 @@
 #             warm pool): rblmilter's CPU profile, allocations per session
 #             (from its Go runtime counters) and, for every milter, system
 #             calls per session (strace -c), into $BENCH_DIR/profile
-#   -only     configurations to run (default D,A,A-unix,C,B,B1,N; quick:
+#   -only     configurations to run (default D,A,A-unix,C,B,B1,N,R-unix; quick:
 #             without B1)
 #   -setups   DNS setups to run (default near,far,cache)
 #   -hold     set up (near DNS) and keep everything running, without any
@@ -110,8 +113,8 @@ if [ -n "$BASELINE" ] && [ ! -x "$BASELINE" ]; then
 	exit 2
 fi
 if [ -z "$ONLY" ]; then
-	ONLY="D,A,A-unix,C,B,B1,N"
-	[ "$QUICK" = 1 ] && ONLY="D,A,A-unix,C,B,N"
+	ONLY="D,A,A-unix,C,B,B1,N,R-unix"
+	[ "$QUICK" = 1 ] && ONLY="D,A,A-unix,C,B,N,R-unix"
 	[ -n "$BASELINE" ] && ONLY+=",A0,A0-unix"
 fi
 
@@ -287,6 +290,9 @@ dns_queries() {
 RBL_SOCK=$OUT/sock/rblmilter.sock
 RBL0_SOCK=$OUT/sock/rblmilter-baseline.sock
 NULL_INET=127.0.0.1:8892
+NULLR_SOCK=$OUT/sock/null-refuse.sock
+# What milterbench smtp sends as listed clients, and both zones list.
+LISTED_NETS=198.18.0.0/16,2001:2:0:1::/64
 mkdir -p "$OUT/sock"
 chmod 755 "$OUT/sock"
 # The rblmilter daemons: name -> binary, listen address, metrics port.
@@ -335,6 +341,9 @@ filters_start() {
 	done
 	start null "${NSX[@]}" "$MB" null -listen "inet:$NULL_INET"
 	FILTER_PID[null]=$STARTED
+	rm -f "$NULLR_SOCK"
+	start null-refuse "${NSX[@]}" "$MB" null -listen "unix:$NULLR_SOCK" -refuse "$LISTED_NETS"
+	FILTER_PID[null-refuse]=$STARTED
 	for name in "${!RBL_BIN[@]}"; do
 		start "$name" "${NSX[@]}" "${RBL_BIN[$name]}" -config "$OUT/$name.toml"
 		FILTER_PID[$name]=$STARTED
@@ -351,12 +360,19 @@ filters_start() {
 		cat "$OUT/null.log" >&2
 		exit 1
 	}
+	poll 10 grep -q "answering" "$OUT/null-refuse.log" || {
+		log "the refusing null milter did not start:"
+		cat "$OUT/null-refuse.log" >&2
+		exit 1
+	}
+	# Postfix's smtpd (user postfix) must be able to connect.
+	chmod 666 "$NULLR_SOCK"
 }
 
 #### Postfix ####
 # Listener ports, one per configuration.
-declare -A PORT=([D]=2525 [A]=2526 [A-unix]=2527 [C]=2528 [N]=2529 [B]=2530 [B1]=2531 [A0]=2532 [A0-unix]=2533)
-declare -A FILTER=([A]=rblmilter-inet [A-unix]=rblmilter-unix [N]=null [A0]=baseline-inet [A0-unix]=baseline-unix)
+declare -A PORT=([D]=2525 [A]=2526 [A-unix]=2527 [C]=2528 [N]=2529 [B]=2530 [B1]=2531 [A0]=2532 [A0-unix]=2533 [R-unix]=2534)
+declare -A FILTER=([A]=rblmilter-inet [A-unix]=rblmilter-unix [N]=null [A0]=baseline-inet [A0-unix]=baseline-unix [R-unix]=null-refuse)
 mkdir -p "$PF/conf" "$PF/queue" "$PF/data"
 chown postfix:postfix "$PF/data"
 # The milter settings of contrib/postfix/main.cf, as shipped, with the
@@ -402,6 +418,7 @@ bench_milters_unix = ${contrib_milters//inet:127.0.0.1:8890/unix:$RBL_SOCK}
 bench_milters_baseline_inet = ${contrib_milters//inet:127.0.0.1:8890/inet:127.0.0.1:8893}
 bench_milters_baseline_unix = ${contrib_milters//inet:127.0.0.1:8890/unix:$RBL0_SOCK}
 bench_milters_null = ${contrib_milters//inet:127.0.0.1:8890/inet:$NULL_INET}
+bench_milters_refuse = ${contrib_milters//inet:127.0.0.1:8890/unix:$NULLR_SOCK}
 bench_rbl_restrictions = permit_mynetworks, reject_unauth_destination, reject_rbl_client bl.test, reject_rbl_client bl2.test
 postscreen_dnsbl_sites = bl.test, bl2.test
 postscreen_dnsbl_action = enforce
@@ -417,6 +434,8 @@ ${PORT[C]}      inet  n       -       n       -       -       smtpd
   -o smtpd_recipient_restrictions=\$bench_rbl_restrictions
 ${PORT[N]}      inet  n       -       n       -       -       smtpd
   -o smtpd_milters=\$bench_milters_null
+${PORT[R-unix]} inet  n       -       n       -       -       smtpd
+  -o smtpd_milters=\$bench_milters_refuse
 ${PORT[A0]}     inet  n       -       n       -       -       smtpd
   -o smtpd_milters=\$bench_milters_baseline_inet
 ${PORT[A0-unix]} inet n       -       n       -       -       smtpd
@@ -661,9 +680,9 @@ fi
 # configs_in SETUP prints the configurations the setup runs.
 configs_in() {
 	local c
-	for c in D A A-unix A0 A0-unix C B B1 N; do
+	for c in D A A-unix A0 A0-unix C B B1 N R-unix; do
 		want "$c" || continue
-		case $1 in far | cache) case $c in B | B1 | N) continue ;; esac ;; esac
+		case $1 in far | cache) case $c in B | B1 | N | R-unix) continue ;; esac ;; esac
 		echo "$c"
 	done
 }
@@ -683,7 +702,7 @@ for setup in near far cache; do
 		# between them; in the cache setup, unbound is, so there all
 		# configurations draw from one sequence. Postscreen's cache
 		# outlives the round, so its sequence never starts over.
-		for c in D A A-unix A0 A0-unix C N shared; do OFFSET[$c]=$POOL; done
+		for c in D A A-unix A0 A0-unix C N R-unix shared; do OFFSET[$c]=$POOL; done
 		SHARED_OFFSETS=0
 		[ "$setup" = cache ] && SHARED_OFFSETS=1
 		# Rotate the order every round, so that a drifting load on the
@@ -847,6 +866,11 @@ for setup in near far cache; do
 	pair "sessions/s rblmilter unix / reject_rbl_client, c=20 cold" 20 cold .sessions_per_s A-unix C
 	pair "the same, warm" 20 warm .sessions_per_s A-unix C
 	pair "sessions/s rblmilter unix / reject_rbl_client, c=100 cold" 100 cold .sessions_per_s A-unix C
+	pair "CPU per session, Postfix + a refusing null milter unix (no lookups) / Postfix + reject_rbl_client, c=20 cold" 20 cold "$CPU1000" R-unix C
+	pair "the same, warm" 20 warm "$CPU1000" R-unix C
+	pair "sessions/s, the refusing null milter unix / reject_rbl_client, c=20 cold" 20 cold .sessions_per_s R-unix C
+	pair "CPU per session, Postfix + rblmilter unix / Postfix + the refusing null milter unix, c=20 cold" 20 cold "$CPU1000" A-unix R-unix
+	pair "the same, warm" 20 warm "$CPU1000" A-unix R-unix
 	pair "rblmilter's own CPU per cache-hit session / the null go-milter's, inet (c=20 warm)" 20 warm "$FILTERCPU" A N
 	pair "the same, rblmilter on the unix socket" 20 warm "$FILTERCPU" A-unix N
 	pair "rblmilter's own CPU per session, this build / the baseline, inet, c=20 warm" 20 warm "$FILTERCPU" A A0

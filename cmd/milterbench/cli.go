@@ -523,6 +523,7 @@ func cmdNull(ctx context.Context, args []string, env cliEnv) int {
 	fs := newFlagSet("null", "null [flags]\n\nA milter that answers every CONNECT at once with -verdict, built on the same\nlibrary as rblmilter (go-milter): the baseline cost of the milter protocol.", env)
 	listen := fs.String("listen", "inet:127.0.0.1:8891", "milter `SOCKET` to listen on")
 	verdictS := fs.String("verdict", "accept", "answer at connect: accept, continue, reject or tempfail")
+	refuseS := fs.String("refuse", "", "`CIDRs` whose clients get a 554 reply at connect instead of -verdict\n(a refusing milter without lookups; e.g. -listed-net's default "+defaultListedNets+")")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -530,6 +531,10 @@ func cmdNull(ctx context.Context, args []string, env cliEnv) int {
 		return usageErr(env, "null", fmt.Errorf("unexpected arguments %q", fs.Args()))
 	}
 	verdict, err := parseVerdict(*verdictS)
+	if err != nil {
+		return usageErr(env, "null", err)
+	}
+	refuse, err := parseNets("-refuse", *refuseS)
 	if err != nil {
 		return usageErr(env, "null", err)
 	}
@@ -541,12 +546,16 @@ func cmdNull(ctx context.Context, args []string, env cliEnv) int {
 	if err != nil {
 		return usageErr(env, "null", err)
 	}
-	fmt.Fprintf(env.stderr, "milterbench null: answering %s at connect on %s\n", *verdictS, specOf(ln))
+	answer := *verdictS
+	if len(refuse) > 0 {
+		answer = fmt.Sprintf("554 to clients in %s, else %s,", *refuseS, *verdictS)
+	}
+	fmt.Fprintf(env.stderr, "milterbench null: answering %s at connect on %s\n", answer, specOf(ln))
 	if env.ready != nil {
 		env.ready(specOf(ln))
 	}
 	var connects atomic.Uint64
-	err = serveMilter(ctx, ln, func() milter.Milter { return nullMilter{verdict: verdict, connects: &connects} })
+	err = serveMilter(ctx, ln, func() milter.Milter { return nullMilter{verdict: verdict, refuse: refuse, connects: &connects} })
 	fmt.Fprintf(env.stdout, "connects %d\n", connects.Load())
 	if err != nil {
 		fmt.Fprintf(env.stderr, "milterbench null: %v\n", err)

@@ -66,6 +66,7 @@ func TestCLIBadInputNamesTheValue(t *testing.T) {
 		{[]string{"run", "a", "b"}, "one SOCKET argument"},
 		{[]string{"null", "-verdict", "maybe"}, `-verdict "maybe"`},
 		{[]string{"null", "-listen", "inet:nope"}, `socket "inet:nope"`},
+		{[]string{"null", "-refuse", "198.18.0.0"}, `-refuse: "198.18.0.0" is not a CIDR`},
 		{[]string{"dns", "-loss", "2"}, `-loss "2"`},
 		{[]string{"dns", "-answer", "::1"}, `-answer "::1"`},
 		{[]string{"dns", "-listen", "nope"}, `-listen "nope"`},
@@ -214,6 +215,29 @@ func TestCLINullServesUntilCancelled(t *testing.T) {
 	}
 	if _, err := os.Stat(strings.TrimPrefix(sock, "unix:")); !os.IsNotExist(err) {
 		t.Errorf("socket file left behind: %v", err)
+	}
+}
+
+func TestCLINullRefusesClientsInRefuse(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan int, 1)
+	go func() {
+		code, _, _ := runCmd(t, ctx, cliEnv{ready: func(a string) { ready <- a }}, "null", "-listen", unixSpec(t), "-refuse", "198.18.0.0/16,2001:2:0:1::/64")
+		done <- code
+	}()
+	spec, _ := socketspec.Parse(<-ready)
+	rep, err := runLoad(context.Background(), baseConfig(spec, testMix(t, "0.5", "0", "0.5", 0), 40))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Errorf("null: exit %d", code)
+	}
+	clean, listed := rep.Class[0], rep.Class[1]
+	if listed.Sent == 0 || listed.Verdicts["reply 554"] != listed.Sent || clean.Sent == 0 || clean.Verdicts["accept"] != clean.Sent || rep.Sessions != 40 {
+		t.Errorf("listed %+v, clean %+v, sessions %d: want the listed ones refused with 554, the clean ones accepted", listed, clean, rep.Sessions)
 	}
 }
 

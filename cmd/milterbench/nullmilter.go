@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 
@@ -14,15 +15,35 @@ import (
 // nullMilter answers every CONNECT with a fixed verdict and does no work:
 // with the same library as a real go-milter daemon, it is the cost of the
 // milter protocol alone, the floor any milter can reach on this machine.
+// With refuse, clients in those networks get a 554 reply instead, as a
+// DNSBL milter refuses a listed client at connect: the floor of a
+// refusing milter, which the MTA treats differently (it drops the client
+// at the banner).
 type nullMilter struct {
 	milter.NoOpMilter
 	verdict  milter.Response
+	refuse   []netip.Prefix
 	connects *atomic.Uint64
 }
 
-func (m nullMilter) Connect(string, string, uint16, net.IP, *milter.Modifier) (milter.Response, error) {
+func (m nullMilter) Connect(_ string, _ string, _ uint16, addr net.IP, _ *milter.Modifier) (milter.Response, error) {
 	m.connects.Add(1)
+	if len(m.refuse) > 0 {
+		if ip, ok := netip.AddrFromSlice(addr); ok && inNets(ip.Unmap(), m.refuse) {
+			return milter.NewResponseStr(byte(milter.ActReplyCode), "554 5.7.1 Service unavailable; client ["+ip.Unmap().String()+"] refused by milterbench null"), nil
+		}
+	}
 	return m.verdict, nil
+}
+
+// inNets reports whether ip lies in one of nets.
+func inNets(ip netip.Addr, nets []netip.Prefix) bool {
+	for _, p := range nets {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // parseVerdict maps the -verdict flag to a response.
