@@ -105,23 +105,3 @@ func (s CheckSet) forgeable() CheckSet {
 	}
 	return out
 }
-
-// ListType says what a list is asked about.
-type ListType uint8
-
-const (
-	// IPList is an RFC 5782 IP address list (DNSBL, DNSWL), asked about
-	// the client's address.
-	IPList ListType = iota
-	// DomainList is an RFC 5782 §2.3 domain list (RHSBL: Spamhaus DBL and
-	// ZRD, SURBL, URIBL), asked about the names the client shows.
-	DomainList
-)
-
-// String returns "ip" or "domain", as written in the configuration.
-func (t ListType) String() string {
-	if t == DomainList {
-		return "domain"
-	}
-	return "ip"
-}
