@@ -68,28 +68,34 @@ func TestDecideBounds(t *testing.T) {
 		{"refused and bogus count nothing", 1, 0, [4]Outcome{Refused, N, Bogus, N}, Accept, true, 0},
 	}
 	for _, tt := range tests {
-		c, err := NewChecker(Config{Lists: lists(), Threshold: tt.threshold, AllowlistThreshold: tt.allow}, Options{Resolver: nopResolver{}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		v := Verdict{Results: make([]Result, 4)}
-		for i, o := range tt.outcomes {
-			l := &c.cfg.Lists[i]
-			v.Results[i] = Result{List: l, Outcome: o}
-			if o == Listed {
-				_, v.Results[i].Weight = l.classifyAddrs(codes("127.0.0.2"))
-				if l.Shadow {
-					v.Results[i].Weight = 0
-				}
-			}
-		}
-		s := &Session{c: c, v: v}
-		d, decided, _, score := s.decide(0)
+		d, decided, score := decideOn(t, Config{Lists: lists(), Threshold: tt.threshold, AllowlistThreshold: tt.allow}, tt.outcomes)
 		if decided != tt.decided || decided && d != tt.decision || score != tt.score {
 			t.Errorf("%s: decide = %s, %v, score %d; want %s, %v, score %d", tt.name, d, decided, score, tt.decision, tt.decided, tt.score)
 		}
-		c.Close()
 	}
+}
+
+// decideOn is the decision a session of cfg's lists takes when their
+// answers are outcomes, in order: a Listed entry answered 127.0.0.2 and
+// adds its weight for it (a shadow entry nothing).
+func decideOn(t *testing.T, cfg Config, outcomes [4]Outcome) (d Decision, settled bool, score int) {
+	t.Helper()
+	c, err := NewChecker(cfg, Options{Resolver: nopResolver{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	v := Verdict{Results: make([]Result, len(outcomes))}
+	for i, o := range outcomes {
+		l := &c.cfg.Lists[i]
+		v.Results[i] = Result{List: l, Outcome: o}
+		if o == Listed && !l.Shadow {
+			_, v.Results[i].Weight = l.classifyAddrs(codes("127.0.0.2"))
+		}
+	}
+	s := &Session{c: c, v: v}
+	d, settled, _, score = s.decide(0)
+	return d, settled, score
 }
 
 // TestDecideTagLevel pins the two levels: the verdict is settled only when
@@ -132,24 +138,10 @@ func TestDecideTagLevel(t *testing.T) {
 		{"failed tempfail list beside a tag-level score that stays below reject", 2, [4]Outcome{N, N, T, L}, Accept, true, -2},
 	}
 	for _, tt := range tests {
-		c, err := NewChecker(Config{Lists: lists, Threshold: 3, TagThreshold: tt.tag}, Options{Resolver: nopResolver{}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		v := Verdict{Results: make([]Result, 4)}
-		for i, o := range tt.outcomes {
-			l := &c.cfg.Lists[i]
-			v.Results[i] = Result{List: l, Outcome: o}
-			if o == Listed {
-				_, v.Results[i].Weight = l.classifyAddrs(codes("127.0.0.2"))
-			}
-		}
-		s := &Session{c: c, v: v}
-		d, decided, _, score := s.decide(0)
+		d, decided, score := decideOn(t, Config{Lists: lists, Threshold: 3, TagThreshold: tt.tag}, tt.outcomes)
 		if decided != tt.decided || d != tt.decision || score != tt.score {
 			t.Errorf("%s: decide = %s, %v, score %d; want %s, %v, score %d", tt.name, d, decided, score, tt.decision, tt.decided, tt.score)
 		}
-		c.Close()
 	}
 }
 
