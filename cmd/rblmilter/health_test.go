@@ -60,7 +60,7 @@ listen = "127.0.0.1:0"
 }
 
 func TestCheckShowsListHealth(t *testing.T) {
-	d := newDNSBL(t, "192.0.2.1")
+	d := newDNSBL(t, "1.2.3.4")
 	serveTestEntries(d.Server, "bl.test")
 	// sick.test's operator refuses us: every answer is an error code.
 	d.Set(rbl.QueryName(mustAddr("127.0.0.2"), "sick.test"), rbltest.A("127.255.255.254"))
