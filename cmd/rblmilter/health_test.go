@@ -29,7 +29,7 @@ func serveTestEntries(srv *rbltest.Server, zone string) {
 }
 
 // healthConfig writes a config with three lists on d's server: bl.test
-// (listing 192.0.2.1), sick.test and quiet.test (monitor = false).
+// (listing what d lists), sick.test and quiet.test (monitor = false).
 func healthConfig(t *testing.T, d *dnsbl, listen, extra string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "rblmilter.toml")
