@@ -436,7 +436,7 @@ type serverMetrics struct {
 func (m *serverMetrics) decisionsFor(p Policy) [numResults]prometheus.Counter {
 	var out [numResults]prometheus.Counter
 	for r := range out {
-		out[r] = m.decisions.WithLabelValues(result(r).String(), p.Action.String(), p.Stage.String())
+		out[r] = m.decisions.WithLabelValues(Result(r).String(), p.Action.String(), p.Stage.String())
 	}
 	return out
 }
