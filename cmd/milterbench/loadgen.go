@@ -125,12 +125,10 @@ func runLoad(ctx context.Context, cfg loadConfig) (*loadResult, error) {
 	r := &loadRunner{cfg: cfg, dialer: &net.Dialer{Timeout: cfg.Timeout}}
 	res := newLoadResult(cfg)
 	warm := newLoadResult(cfg)
-	res.Elapsed = drive(ctx, cfg.drivePlan,
+	elapsed := drive(ctx, cfg.drivePlan,
 		func(p uint64, pk pick) { warm.add(pk, r.session(ctx, p, pk)) },
 		func(i uint64, pk pick) { res.add(pk, r.session(ctx, i, pk)) })
-	res.WarmupSessions = warm.Sessions + warm.Errors
-	res.WarmupErrors = warm.Errors
-	res.Interrupted = ctx.Err() != nil
+	res.finish(ctx, elapsed, &warm.runTally)
 	return res, nil
 }
 

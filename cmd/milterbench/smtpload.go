@@ -87,12 +87,10 @@ func runSMTP(ctx context.Context, cfg smtpConfig) (*smtpResult, error) {
 	}
 	res := newSMTPResult(cfg)
 	warm := newSMTPResult(cfg)
-	res.Elapsed = drive(ctx, cfg.drivePlan,
+	elapsed := drive(ctx, cfg.drivePlan,
 		func(p uint64, pk pick) { warm.add(pk, smtpSession(ctx, &cfg, p, pk)) },
 		func(i uint64, pk pick) { res.add(pk, smtpSession(ctx, &cfg, i, pk)) })
-	res.WarmupSessions = warm.Sessions + warm.Errors
-	res.WarmupErrors = warm.Errors
-	res.Interrupted = ctx.Err() != nil
+	res.finish(ctx, elapsed, &warm.runTally)
 	return res, nil
 }
 
