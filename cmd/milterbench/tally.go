@@ -66,6 +66,26 @@ func (t *runTally) countFailure(kind string, err error, aborted bool) bool {
 	return true
 }
 
+// tallied is a run's result: it adds each session's outcome O and holds
+// the runTally.
+type tallied[O any] interface {
+	add(pk pick, o O)
+	tally() *runTally
+}
+
+func (t *runTally) tally() *runTally { return t }
+
+// measure drives plan's sessions, the warm-up into a result of its own
+// and the measured run into the one it returns.
+func measure[O any, R tallied[O]](ctx context.Context, plan drivePlan, newResult func() R, session func(i uint64, pk pick) O) R {
+	res, warm := newResult(), newResult()
+	elapsed := drive(ctx, plan,
+		func(p uint64, pk pick) { warm.add(pk, session(p, pk)) },
+		func(i uint64, pk pick) { res.add(pk, session(i, pk)) })
+	res.tally().finish(ctx, elapsed, warm.tally())
+	return res
+}
+
 // finish records the end of the measured run: how long it took, what the
 // warm-up (tallied apart) did, and whether ctx cut it.
 func (t *runTally) finish(ctx context.Context, elapsed time.Duration, warm *runTally) {
