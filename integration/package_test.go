@@ -280,16 +280,9 @@ func testInstalledDaemon(t *testing.T, dir string) {
 			t.Errorf("%s lacks the line %q", packageProgram, strings.TrimSpace(want))
 		}
 	}
-	daemonLog := filepath.Join(dir, "rblmilter.log")
-	s := startSupervisord(t, dir, setProgramOptions(t, packageProgram, program, map[string]string{"stdout_logfile": daemonLog}))
-	t.Cleanup(func() {
-		if t.Failed() {
-			dumpLog(t, "installed rblmilter", daemonLog)
-		}
+	_, d, pid := startSupervised(t, dir, "installed rblmilter", metrics, func(daemonLog string) string {
+		return setProgramOptions(t, packageProgram, program, map[string]string{"stdout_logfile": daemonLog})
 	})
-	d := &rblmilterDaemon{process: &process{name: "installed rblmilter", logPath: daemonLog}, metrics: metrics, dial: hostDialer{}}
-	pid := s.runningPID(t, 0)
-	waitFor(t, startTimeout, "installed rblmilter /readyz", d.ready)
 	if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err != nil || exe != packageBinary {
 		t.Errorf("supervisord runs %q (err %v), want %s", exe, err, packageBinary)
 	}

@@ -38,10 +38,10 @@ reply = "554 5.7.1 [{ip}] logs in like a bot ({list}): {txt}"
 
 // policyOptions is the daemon of the policy tests: tag at 1, reject at 3,
 // every message stamped, decided at RCPT TO. The authserv-id is the MTA's
-// {j}, its host name mailDomain.
-func policyOptions(listen, dns, metrics string) milterOptions {
+// {j}, its host name mailDomain. The lab sets its addresses.
+func policyOptions() milterOptions {
 	return milterOptions{
-		Listen: listen, Stage: "rcpt", Action: "reject", DNS: dns, Metrics: metrics,
+		Stage: "rcpt", Action: "reject",
 		Threshold: 3, Extra: "tag_threshold = 1\nresults_header = true\n", Lists: policyLists,
 	}
 }
@@ -144,18 +144,11 @@ func testPolicyLevels(t *testing.T, d *rblmilterDaemon, mailDir string, send pol
 // AUTH): an authenticated session is refused only by the
 // authenticated-only list.
 func TestPostfixPolicy(t *testing.T) {
-	requireRoot(t)
-	requireCommands(t, "postfix", "postconf", "rbldnsd")
-	dir := sharedDir(t)
-	dns := startRbldnsd(t, dir, freePort(t, "udp", "127.0.0.1"), hostDialer{})
-	pf := newPostfixDirs(t, dir)
-	milterPort := freePort(t, "tcp", "127.0.0.1")
-	d := startRblmilter(t, dir, "rblmilter-policy", policyOptions(fmt.Sprintf("inet:127.0.0.1:%d", milterPort), dns.addr,
-		hostPort("127.0.0.1", freePort(t, "tcp", "127.0.0.1"))), hostDialer{})
-	smtp := freePort(t, "tcp", "127.0.0.1")
-	pf.start(t, readPostfixSnippet(t).mainLines(t, milterPort), "", []postfixListener{{Port: smtp}})
+	lab := newPostfixLab(t)
+	d, server := lab.startContrib(t, "rblmilter-policy", policyOptions())
+	pf := lab.pf
 	send := func(t *testing.T, client, login string) *transcript {
-		return sendMail(t, hostDialer{}, session{Server: hostPort("127.0.0.1", smtp), XClient: client, Login: login, Headers: forgedHeaders})
+		return sendMail(t, hostDialer{}, session{Server: server, XClient: client, Login: login, Headers: forgedHeaders})
 	}
 
 	testPolicyLevels(t, d, pf.mailDir, send)
@@ -194,22 +187,10 @@ func TestPostfixPolicy(t *testing.T) {
 // Sendmail in a network namespace, with contrib's INPUT_MAIL_FILTER line
 // verbatim; clients connect from their own addresses.
 func TestSendmailPolicy(t *testing.T) {
-	requireRoot(t)
-	sendmailTree(t)
-	requireCommands(t, "rbldnsd", "ip", "m4", "unshare")
-	clients := []string{cleanIPv4, listedIPv4, allowedIPv4, strongIPv4}
-	addrs := []string{serverIPv4 + "/32", serverIPv6 + "/128"}
-	for _, ip := range clients {
-		addrs = append(addrs, ip+"/32")
-	}
-	ns := newNetns(t, addrs...)
-	dir := sharedDir(t)
-	dns := startRbldnsd(t, dir, 5353, ns, ns.exec()...)
-	d := startRblmilter(t, dir, "rblmilter-policy", policyOptions(fmt.Sprintf("inet:%d@127.0.0.1", contribMilterPort), dns.addr, "127.0.0.1:9890"), ns, ns.exec()...)
-	const smtp = 2525
-	sm := startSendmail(t, ns, sharedDir(t), []sendmailDaemon{{Name: "policy", Port: smtp}}, nil, clients...)
+	lab := newSendmailLab(t, cleanIPv4, listedIPv4, allowedIPv4, strongIPv4)
+	d, sm, server := lab.startContrib(t, "policy", policyOptions())
 	send := func(t *testing.T, client, _ string) *transcript {
-		return sendMail(t, ns, session{Local: client, Server: hostPort(serverIPv4, smtp), Headers: forgedHeaders})
+		return sendMail(t, lab.ns, session{Local: client, Server: server, Headers: forgedHeaders})
 	}
 	testPolicyLevels(t, d, sm.mailDir, send)
 }

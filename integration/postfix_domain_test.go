@@ -2,28 +2,16 @@
 
 package integration
 
-import (
-	"fmt"
-	"testing"
-)
+import "testing"
 
 // TestPostfixDomainLists runs the domain lists through a private Postfix
 // with contrib's milter settings: the client's name comes with XCLIENT
 // NAME=, its HELO name with EHLO, its sender with MAIL FROM.
 func TestPostfixDomainLists(t *testing.T) {
-	requireRoot(t)
-	requireCommands(t, "postfix", "postconf", "rbldnsd")
-	dir := sharedDir(t)
-	dns := startRbldnsd(t, dir, freePort(t, "udp", "127.0.0.1"), hostDialer{})
-	pf := newPostfixDirs(t, dir)
-	milterPort := freePort(t, "tcp", "127.0.0.1")
-	d := startRblmilter(t, dir, "rblmilter-domain", milterOptions{
-		Listen: fmt.Sprintf("inet:127.0.0.1:%d", milterPort), Stage: "connect", Action: "reject", DNS: dns.addr,
-		Metrics: hostPort("127.0.0.1", freePort(t, "tcp", "127.0.0.1")), Extra: domainReply, Lists: domainLists,
-	}, hostDialer{})
-	smtpPort := freePort(t, "tcp", "127.0.0.1")
-	pf.start(t, readPostfixSnippet(t).mainLines(t, milterPort), "", []postfixListener{{Port: smtpPort}})
-	server := hostPort("127.0.0.1", smtpPort)
+	lab := newPostfixLab(t)
+	d, server := lab.startContrib(t, "rblmilter-domain", milterOptions{
+		Stage: "connect", Action: "reject", Extra: domainReply, Lists: domainLists,
+	})
 
 	t.Run("listed client name refused at connect", func(t *testing.T) {
 		n := d.countDecisions(t, cleanIPv4)
@@ -42,7 +30,7 @@ func TestPostfixDomainLists(t *testing.T) {
 			t.Errorf("decision %v: taken at %v, want connect", e, e["at"])
 		}
 	})
-	testDomainMatrix(t, d, pf.mailDir, cleanIPv4, func(t *testing.T, helo, sender string) *transcript {
+	testDomainMatrix(t, d, lab.pf.mailDir, cleanIPv4, func(t *testing.T, helo, sender string) *transcript {
 		return sendMail(t, hostDialer{}, session{Server: server, XClient: cleanIPv4, XClientName: "mx.clean.example", Helo: helo, Sender: sender})
 	})
 }

@@ -15,12 +15,8 @@ import (
 // stage, rcpt stage, tag action, and connect stage over a unix socket to a
 // chrooted smtpd), and presents each kind of client with XCLIENT.
 func TestPostfix(t *testing.T) {
-	requireRoot(t)
-	requireCommands(t, "postfix", "postconf", "rbldnsd")
-	dir := sharedDir(t)
-	dns := startRbldnsd(t, dir, freePort(t, "udp", "127.0.0.1"), hostDialer{})
-
-	pf := newPostfixDirs(t, dir)
+	lab := newPostfixLab(t)
+	dir, dns, pf := lab.dir, lab.dns, lab.pf
 	// The unix socket lives inside the queue directory (the chroot), in a
 	// directory only root and the postfix group may enter.
 	sockDir := filepath.Join(pf.queueDir, "rblmilter")

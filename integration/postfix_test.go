@@ -37,6 +37,40 @@ type postfixInstance struct {
 	maillog    string
 }
 
+// postfixLab is what a test against a private Postfix starts from: root,
+// the commands, a shared directory, rbldnsd on loopback and the
+// instance's directories.
+type postfixLab struct {
+	dir string
+	dns *rbldnsd
+	pf  *postfixInstance
+}
+
+func newPostfixLab(t *testing.T) *postfixLab {
+	t.Helper()
+	requireRoot(t)
+	requireCommands(t, "postfix", "postconf", "rbldnsd")
+	dir := sharedDir(t)
+	dns := startRbldnsd(t, dir, freePort(t, "udp", "127.0.0.1"), hostDialer{})
+	return &postfixLab{dir: dir, dns: dns, pf: newPostfixDirs(t, dir)}
+}
+
+// startContrib starts one rblmilter with opts (its DNS, listen and metrics
+// addresses set here) and Postfix with contrib's milter settings pointing
+// at it, on one listener, and returns the daemon and that listener's
+// address.
+func (l *postfixLab) startContrib(t *testing.T, name string, opts milterOptions) (*rblmilterDaemon, string) {
+	t.Helper()
+	milterPort := freePort(t, "tcp", "127.0.0.1")
+	opts.Listen = fmt.Sprintf("inet:127.0.0.1:%d", milterPort)
+	opts.DNS = l.dns.addr
+	opts.Metrics = hostPort("127.0.0.1", freePort(t, "tcp", "127.0.0.1"))
+	d := startRblmilter(t, l.dir, name, opts, hostDialer{})
+	smtpPort := freePort(t, "tcp", "127.0.0.1")
+	l.pf.start(t, readPostfixSnippet(t).mainLines(t, milterPort), "", []postfixListener{{Port: smtpPort}})
+	return d, hostPort("127.0.0.1", smtpPort)
+}
+
 // newPostfixDirs lays out the instance's directories below dir, so that
 // callers can put things (such as a milter socket) into the queue
 // directory before it starts.
@@ -122,25 +156,9 @@ biff = no
 			fmt.Fprintf(&master, "  -o smtpd_milters=$%s\n", name)
 		}
 	}
-	master.WriteString(`pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-virtual   unix  -       n       n       -       -       virtual
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-`)
+	master.WriteString(readText(t, filepath.Join("..", "scripts", "lib", "postfix-services.cf")))
+	// Mail for the test domain is delivered to a maildir.
+	master.WriteString("virtual   unix  -       n       n       -       -       virtual\n")
 	writeFile(t, filepath.Join(p.confDir, "main.cf"), main)
 	writeFile(t, filepath.Join(p.confDir, "master.cf"), master.String())
 	if anyChroot(listeners) {

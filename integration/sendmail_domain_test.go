@@ -2,10 +2,7 @@
 
 package integration
 
-import (
-	"fmt"
-	"testing"
-)
+import "testing"
 
 // TestSendmailDomainLists runs the domain lists through a private Sendmail
 // in a network namespace, with contrib's milter line: the client's name is
@@ -13,24 +10,11 @@ import (
 // verified by its forward lookup), its HELO name and its sender come from
 // the test client.
 func TestSendmailDomainLists(t *testing.T) {
-	requireRoot(t)
-	sendmailTree(t)
-	requireCommands(t, "rbldnsd", "ip", "m4", "unshare")
-	clients := []string{cleanIPv4, listedNameIPv4}
-	addrs := []string{serverIPv4 + "/32", serverIPv6 + "/128"}
-	for _, ip := range clients {
-		addrs = append(addrs, ip+"/32")
-	}
-	ns := newNetns(t, addrs...)
-	dir := sharedDir(t)
-	dns := startRbldnsd(t, dir, 5353, ns, ns.exec()...)
-	d := startRblmilter(t, dir, "rblmilter-domain", milterOptions{
-		Listen: fmt.Sprintf("inet:%d@127.0.0.1", contribMilterPort), Stage: "connect", Action: "reject", DNS: dns.addr,
-		Metrics: hostPort("127.0.0.1", 9890), Extra: domainReply, Lists: domainLists,
-	}, ns, ns.exec()...)
-	const smtpPort = 2525
-	sm := startSendmail(t, ns, sharedDir(t), []sendmailDaemon{{Name: "domain", Port: smtpPort}}, nil, clients...)
-	server := hostPort(serverIPv4, smtpPort)
+	lab := newSendmailLab(t, cleanIPv4, listedNameIPv4)
+	ns := lab.ns
+	d, sm, server := lab.startContrib(t, "domain", milterOptions{
+		Stage: "connect", Action: "reject", Extra: domainReply, Lists: domainLists,
+	})
 
 	t.Run("listed client name refused at connect", func(t *testing.T) {
 		const ip = listedNameIPv4

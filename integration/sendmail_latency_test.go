@@ -32,12 +32,8 @@ import (
 //   - without the re-arm the stall must show, or this test could not
 //     catch it coming back.
 func TestSendmailMilterLatency(t *testing.T) {
-	requireRoot(t)
-	sendmailTree(t)
-	requireCommands(t, "rbldnsd", "ip", "m4", "unshare", "env")
-	ns := newNetns(t, serverIPv4+"/32", serverIPv6+"/128", cleanIPv4+"/32")
-	dir := sharedDir(t)
-	dns := startRbldnsd(t, dir, 5353, ns, ns.exec()...)
+	lab := newSendmailLab(t, cleanIPv4)
+	ns, dir, dns := lab.ns, lab.dir, lab.dns
 	const quickPort, noQuickPort = 8891, 8892
 	daemon := func(name string, port, metricsPort int, wrap ...string) {
 		startRblmilter(t, dir, name, milterOptions{

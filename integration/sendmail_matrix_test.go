@@ -17,23 +17,11 @@ import (
 // Sendmail hands rblmilter the addresses as it would in production,
 // including its IPv6:2001:db8:0:0:0:0:0:66 form.
 func TestSendmail(t *testing.T) {
-	requireRoot(t)
-	sendmailTree(t)
-	requireCommands(t, "rbldnsd", "ip", "m4", "unshare")
-	addrs := []string{serverIPv4 + "/32", serverIPv6 + "/128"}
 	clients := []string{listedIPv4, cleanIPv4, allowedIPv4, aggListedIPv4, aggCleanIPv4, listedIPv6, cleanIPv6}
-	for _, ip := range clients {
-		if strings.Contains(ip, ":") {
-			addrs = append(addrs, ip+"/128")
-		} else {
-			addrs = append(addrs, ip+"/32")
-		}
-	}
-	ns := newNetns(t, addrs...)
-	dir := sharedDir(t)
-	// Inside the namespace every port is free: use fixed ones, and
-	// contrib's milter address verbatim.
-	dns := startRbldnsd(t, dir, 5353, ns, ns.exec()...)
+	lab := newSendmailLab(t, clients...)
+	ns, dir, dns := lab.ns, lab.dir, lab.dns
+	// Inside the namespace every port is free: fixed ones, and contrib's
+	// milter address verbatim.
 	daemon := func(name string, port, metricsPort int, stage, action string) *rblmilterDaemon {
 		return startRblmilter(t, dir, name, milterOptions{
 			Listen: fmt.Sprintf("inet:%d@127.0.0.1", port), Stage: stage, Action: action, DNS: dns.addr,

@@ -146,6 +146,50 @@ func contribFilterEquates(t testing.TB) string {
 	return m[1]
 }
 
+// sendmailLab is what a test against a private Sendmail starts from: a
+// network namespace in which the server and the clients have their
+// addresses, a shared directory, and rbldnsd inside. Inside the namespace
+// every port is free, so the lab uses fixed ones.
+type sendmailLab struct {
+	ns      *netns
+	dir     string
+	dns     *rbldnsd
+	clients []string
+}
+
+func newSendmailLab(t *testing.T, clients ...string) *sendmailLab {
+	t.Helper()
+	requireRoot(t)
+	sendmailTree(t)
+	requireCommands(t, "rbldnsd", "ip", "m4", "unshare")
+	addrs := []string{serverIPv4 + "/32", serverIPv6 + "/128"}
+	for _, ip := range clients {
+		if strings.Contains(ip, ":") {
+			addrs = append(addrs, ip+"/128")
+		} else {
+			addrs = append(addrs, ip+"/32")
+		}
+	}
+	ns := newNetns(t, addrs...)
+	dir := sharedDir(t)
+	return &sendmailLab{ns: ns, dir: dir, dns: startRbldnsd(t, dir, 5353, ns, ns.exec()...), clients: clients}
+}
+
+// startContrib starts one rblmilter with opts on contrib's milter address
+// (its DNS and metrics addresses set here) and one Sendmail daemon, name,
+// with contrib's INPUT_MAIL_FILTER line, and returns the rblmilter, the
+// Sendmail and the daemon's address.
+func (l *sendmailLab) startContrib(t *testing.T, name string, opts milterOptions) (*rblmilterDaemon, *sendmailInstance, string) {
+	t.Helper()
+	opts.Listen = fmt.Sprintf("inet:%d@127.0.0.1", contribMilterPort)
+	opts.DNS = l.dns.addr
+	opts.Metrics = "127.0.0.1:9890"
+	d := startRblmilter(t, l.dir, "rblmilter-"+name, opts, l.ns, l.ns.exec()...)
+	const smtpPort = 2525
+	sm := startSendmail(t, l.ns, sharedDir(t), []sendmailDaemon{{Name: name, Port: smtpPort}}, nil, l.clients...)
+	return d, sm, hostPort(serverIPv4, smtpPort)
+}
+
 // startSendmail builds sendmail.cf with m4 and runs `sendmail -bD` inside
 // ns (clients are the client addresses it knows host names for), in its own UTS namespace (hostname mta.test.invalid, so that Sendmail
 // finds a fully qualified name without asking DNS) and mount namespace

@@ -52,6 +52,25 @@ type supervisor struct {
 	ctlPath string
 }
 
+// startSupervised starts supervisord with the rblmilter program that
+// program makes for a daemon logging to dir/rblmilter.log, waits until the
+// daemon answers /readyz on metrics, and returns supervisord, the daemon
+// (name in messages) and its PID.
+func startSupervised(t *testing.T, dir, name, metrics string, program func(daemonLog string) string) (*supervisor, *rblmilterDaemon, int) {
+	t.Helper()
+	daemonLog := filepath.Join(dir, "rblmilter.log")
+	s := startSupervisord(t, dir, program(daemonLog))
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpLog(t, name, daemonLog)
+		}
+	})
+	d := &rblmilterDaemon{process: &process{name: name, logPath: daemonLog}, metrics: metrics, dial: hostDialer{}}
+	pid := s.runningPID(t, 0)
+	waitFor(t, startTimeout, name+" /readyz", d.ready)
+	return s, d, pid
+}
+
 func startSupervisord(t testing.TB, dir, program string) *supervisor {
 	t.Helper()
 	cmds := requireCommands(t, "supervisord", "supervisorctl")
@@ -138,16 +157,9 @@ func TestSupervisord(t *testing.T) {
 		Listen: fmt.Sprintf("inet:127.0.0.1:%d", freePort(t, "tcp", "127.0.0.1")),
 		Stage:  "connect", Action: "reject", DNS: dns.addr, Metrics: metrics,
 	}))
-	daemonLog := filepath.Join(dir, "rblmilter.log")
-	s := startSupervisord(t, dir, supervisorProgram(t, bin+" -config "+cfg, "nobody", daemonLog))
-	t.Cleanup(func() {
-		if t.Failed() {
-			dumpLog(t, "rblmilter (supervised)", daemonLog)
-		}
+	s, d, pid := startSupervised(t, dir, "rblmilter (supervised)", metrics, func(daemonLog string) string {
+		return supervisorProgram(t, bin+" -config "+cfg, "nobody", daemonLog)
 	})
-	d := &rblmilterDaemon{process: &process{name: "rblmilter (supervised)", logPath: daemonLog}, metrics: metrics, dial: hostDialer{}}
-	pid := s.runningPID(t, 0)
-	waitFor(t, startTimeout, "rblmilter /readyz", d.ready)
 	if uid := processUID(t, pid); uid != 65534 {
 		t.Errorf("rblmilter runs as uid %d, want nobody (65534) as the program file's user= says", uid)
 	}
@@ -179,7 +191,7 @@ func TestSupervisord(t *testing.T) {
 		if log := readText(t, s.log); strings.Contains(log, "killing 'rblmilter'") {
 			t.Errorf("supervisord had to kill rblmilter after stopwaitsecs:\n%s", log)
 		}
-		if log := readText(t, daemonLog); !strings.Contains(log, `"msg":"shutting down"`) {
+		if log := readText(t, d.process.logPath); !strings.Contains(log, `"msg":"shutting down"`) {
 			t.Errorf("rblmilter did not log its drain on SIGTERM")
 		}
 		if processAlive(pid) {

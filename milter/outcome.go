@@ -4,69 +4,79 @@ import (
 	"github.com/rblmilter/rblmilter/rbl"
 )
 
-// result is what was decided about a client: an rbl.Decision, or a
-// decision taken without lookup.
-type result uint8
+// Result is what the milter decided about a client: an rbl.Decision, or
+// a decision taken without lookup. The session, its logs and metrics and
+// `rblmilter check` all take it from here, so that they cannot drift.
+type Result uint8
 
+// The results, in the order of the result label's series.
 const (
-	resultAccept result = iota
-	resultReject
-	resultTempfail
-	resultAllowlisted
-	// resultTag: the score reached the tag level, not the threshold.
-	resultTag
-	// resultSkip, resultAllow and resultBlock: the client is in the
+	ResultAccept Result = iota
+	ResultReject
+	ResultTempfail
+	ResultAllowlisted
+	// ResultTag: the score reached the tag level, not the threshold.
+	ResultTag
+	// ResultSkip, ResultAllow and ResultBlock: the client is in the
 	// policy's skip, allow or block networks.
-	resultSkip
-	resultAllow
-	resultBlock
-	// resultUnknown: the client's address could not be read (local
+	ResultSkip
+	ResultAllow
+	ResultBlock
+	// ResultUnknown: the client's address could not be read (local
 	// submission, unknown family).
-	resultUnknown
+	ResultUnknown
 
 	numResults
 )
 
 var resultNames = [numResults]string{
-	resultAccept:      "accept",
-	resultReject:      "reject",
-	resultTempfail:    "tempfail",
-	resultAllowlisted: "allowlisted",
-	resultTag:         "tag",
-	resultSkip:        "skip",
-	resultAllow:       "allow",
-	resultBlock:       "block",
-	resultUnknown:     "unknown_client",
+	ResultAccept:      "accept",
+	ResultReject:      "reject",
+	ResultTempfail:    "tempfail",
+	ResultAllowlisted: "allowlisted",
+	ResultTag:         "tag",
+	ResultSkip:        "skip",
+	ResultAllow:       "allow",
+	ResultBlock:       "block",
+	ResultUnknown:     "unknown_client",
 }
 
 // String returns the result's word in logs and the result label of
 // rblmilter_decisions_total.
-func (r result) String() string {
-	if r < numResults {
+func (r Result) String() string {
+	if int(r) < len(resultNames) {
 		return resultNames[r]
 	}
 	return "invalid"
 }
 
-// resultOf is the result of an engine decision.
-func resultOf(d rbl.Decision) result {
+// Refuses reports whether a client with this result is not let through
+// when the action is reject: it is listed, blocked, or a list with
+// on_error = tempfail failed. (Action tag and log accept every client;
+// exempt recipients and skip_authenticated pass at RCPT TO.)
+func (r Result) Refuses() bool {
+	return r == ResultReject || r == ResultTempfail || r == ResultBlock
+}
+
+// ResultOf is the result of an engine decision.
+func ResultOf(d rbl.Decision) Result {
 	switch d {
 	case rbl.Reject:
-		return resultReject
+		return ResultReject
 	case rbl.Tempfail:
-		return resultTempfail
+		return ResultTempfail
 	case rbl.Allowlisted:
-		return resultAllowlisted
+		return ResultAllowlisted
 	case rbl.Tag:
-		return resultTag
+		return ResultTag
 	}
-	return resultAccept
+	return ResultAccept
 }
 
 // outcome is what was decided about one client (for one transaction, when
 // sender lists count).
 type outcome struct {
-	result result
+	result Result
 	// verdict is nil when the client was not looked up.
 	verdict *rbl.Verdict
 }
@@ -75,8 +85,9 @@ type outcome struct {
 // the results header: every message with p.ResultsHeader, else those of
 // tag-level clients and, under ActionTag, of refused ones.
 func (o *outcome) stamped(p *Policy) bool {
-	return p.ResultsHeader || o.result == resultTag || p.Action == ActionTag && o.refuses()
+	return p.ResultsHeader || o.result == ResultTag || p.Action == ActionTag && o.listed()
 }
 
-// refuses reports whether the client is listed (or blocked).
-func (o *outcome) refuses() bool { return o.result == resultReject || o.result == resultBlock }
+// listed reports whether the client is listed (or blocked): it gets the
+// listing reply, or under ActionTag the header.
+func (o *outcome) listed() bool { return o.result == ResultReject || o.result == ResultBlock }

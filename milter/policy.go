@@ -92,23 +92,15 @@ type Policy struct {
 }
 
 // Classify applies the policy's networks in the milter's order, skip, then
-// allow, then block, and returns "skip", "allow" or "block" with the
-// network that matched, or "" when the client is to be looked up. Tools
-// that explain decisions (rblmilter check) use it so that they cannot
-// drift from the milter.
-func (p *Policy) Classify(ip netip.Addr) (string, netip.Prefix) {
-	if r, n, ok := p.classify(ip); ok {
-		return r.String(), n
-	}
-	return "", netip.Prefix{}
-}
-
-// classify is Classify as the session's result.
-func (p *Policy) classify(ip netip.Addr) (result, netip.Prefix, bool) {
+// allow, then block, and returns ResultSkip, ResultAllow or ResultBlock
+// with the network that matched; ok is false when the client is to be
+// looked up. Tools that explain decisions (rblmilter check) use it so that
+// they cannot drift from the milter.
+func (p *Policy) Classify(ip netip.Addr) (r Result, network netip.Prefix, ok bool) {
 	for _, c := range []struct {
-		result result
+		result Result
 		nets   []netip.Prefix
-	}{{resultSkip, p.Skip}, {resultAllow, p.Allow}, {resultBlock, p.Block}} {
+	}{{ResultSkip, p.Skip}, {ResultAllow, p.Allow}, {ResultBlock, p.Block}} {
 		for _, n := range c.nets {
 			if n.Contains(ip) {
 				return c.result, n, true

@@ -66,8 +66,8 @@ func resultsValue(name string, lv levels, v *rbl.Verdict) string {
 }
 
 // networkResultsValue is the results header's value for a client in the
-// policy's networks: class is resultSkip, resultAllow or resultBlock.
-func networkResultsValue(name string, lv levels, class result, n netip.Prefix) string {
+// policy's networks: class is ResultSkip, ResultAllow or ResultBlock.
+func networkResultsValue(name string, lv levels, class Result, n netip.Prefix) string {
 	return fold(name, append(levelParts(lv, 0), class.String()+"="+n.String()))
 }
 

@@ -77,7 +77,7 @@ func TestResultsValuePinned(t *testing.T) {
 }
 
 func TestNetworkResultsValue(t *testing.T) {
-	got := networkResultsValue("X-RBL", levels{tag: 1, reject: 3}, resultAllow, netip.MustParsePrefix("192.0.2.0/24"))
+	got := networkResultsValue("X-RBL", levels{tag: 1, reject: 3}, ResultAllow, netip.MustParsePrefix("192.0.2.0/24"))
 	if want := "score=0 tag=1 reject=3 allow=192.0.2.0/24"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}

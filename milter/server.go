@@ -19,6 +19,21 @@ import (
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("milter: server closed")
 
+// ServerOptions are the Server's injected dependencies.
+type ServerOptions struct {
+	Logger *slog.Logger
+	// Registerer receives the milter metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// IdleTimeout bounds how long a session may wait for the MTA's next
+	// packet; 0 means DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// NoQuickACK stops the TCP_QUICKACK re-arm before socket reads (see
+	// docs/operations.md for the Sendmail stall it prevents). It exists
+	// for the test that shows that stall coming back without the re-arm
+	// (integration/sendmail_latency_test.go); never set it in production.
+	NoQuickACK bool
+}
+
 // Server serves milter sessions. It accepts the connections itself
 // (go-milter's Server.Close neither drains nor is safe to call
 // concurrently with Serve) and has go-milter serve each with the
@@ -421,7 +436,7 @@ type serverMetrics struct {
 func (m *serverMetrics) decisionsFor(p Policy) [numResults]prometheus.Counter {
 	var out [numResults]prometheus.Counter
 	for r := range out {
-		out[r] = m.decisions.WithLabelValues(result(r).String(), p.Action.String(), p.Stage.String())
+		out[r] = m.decisions.WithLabelValues(Result(r).String(), p.Action.String(), p.Stage.String())
 	}
 	return out
 }

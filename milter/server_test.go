@@ -122,6 +122,17 @@ func startServer(t *testing.T, p Policy, c Checker) *testServer {
 // are always the test's.
 func startServerWith(t *testing.T, p Policy, c Checker, opts ServerOptions) *testServer {
 	t.Helper()
+	ts := newTestServer(t, p, c, opts)
+	ln := listenLoopback(t)
+	serveUntilCleanup(t, ts.srv, ln)
+	ts.addr = ln.Addr().String()
+	return ts
+}
+
+// newTestServer makes a Server that is not serving yet, logging at debug
+// level to the test's buffer and registering to the test's registry.
+func newTestServer(t *testing.T, p Policy, c Checker, opts ServerOptions) *testServer {
+	t.Helper()
 	logs := &testutil.Buffer{}
 	reg := prometheus.NewRegistry()
 	opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -130,10 +141,21 @@ func startServerWith(t *testing.T, p Policy, c Checker, opts ServerOptions) *tes
 	if err != nil {
 		t.Fatal(err)
 	}
+	return &testServer{srv: srv, logs: logs, reg: reg}
+}
+
+func listenLoopback(t *testing.T) net.Listener {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ln
+}
+
+// serveUntilCleanup serves ln until the test ends, then shuts srv down
+// and checks that Serve returned ErrServerClosed.
+func serveUntilCleanup(t *testing.T, srv *Server, ln net.Listener) {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	t.Cleanup(func() {
@@ -144,7 +166,6 @@ func startServerWith(t *testing.T, p Policy, c Checker, opts ServerOptions) *tes
 			t.Errorf("Serve returned %v, want ErrServerClosed", err)
 		}
 	})
-	return &testServer{srv: srv, addr: ln.Addr().String(), logs: logs, reg: reg}
 }
 
 // mta opens a milter session as an MTA would. go-milter's default client
@@ -487,28 +508,14 @@ func (l *flakyListener) Accept() (net.Conn, error) {
 }
 
 func TestAcceptErrorIsRetried(t *testing.T) {
-	logs := &testutil.Buffer{}
-	srv, err := NewServer(basePolicy(), &fakeChecker{}, ServerOptions{Logger: slog.New(slog.NewTextHandler(logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	inner, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(&flakyListener{Listener: inner}) }()
+	ts := newTestServer(t, basePolicy(), &fakeChecker{}, ServerOptions{})
+	inner := listenLoopback(t)
+	serveUntilCleanup(t, ts.srv, &flakyListener{Listener: inner})
 	if act := connect(t, mta(t, inner.Addr().String()), gomilter.FamilyInet, "192.0.2.9"); act.Code != gomilter.ActAccept {
 		t.Errorf("after a failed accept: %+v, want ACCEPT", act)
 	}
-	if !strings.Contains(logs.String(), "accept failed; retrying") {
-		t.Errorf("the failed accept was not logged:\n%s", logs)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	srv.Shutdown(ctx)
-	if err := <-served; !errors.Is(err, ErrServerClosed) {
-		t.Errorf("Serve returned %v, want ErrServerClosed", err)
+	if !strings.Contains(ts.logs.String(), "accept failed; retrying") {
+		t.Errorf("the failed accept was not logged:\n%s", ts.logs)
 	}
 }
 

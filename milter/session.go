@@ -38,7 +38,7 @@ type session struct {
 	// last, so that a decision taken again unchanged (another RCPT, a
 	// transaction with the same outcome) is logged once.
 	logged       bool
-	loggedResult result
+	loggedResult Result
 	loggedScore  int
 	// authenticated is set from {auth_authen} at MAIL.
 	authenticated bool
@@ -80,7 +80,7 @@ func (s *session) Connect(host string, family string, port uint16, addr net.IP, 
 		}
 		s.srv.logger.Log(s.srv.lifetime, level, "client address not usable; accepting",
 			"family", family, "host", host, "client_addr", m.Macros["{client_addr}"])
-		s.count(resultUnknown)
+		s.count(ResultUnknown)
 		return gomilter.RespAccept, nil
 	}
 	s.connected, s.ip, s.port = true, ip, port
@@ -89,7 +89,7 @@ func (s *session) Connect(host string, family string, port uint16, addr net.IP, 
 		s.forged = newForgeries(p.Header, s.authservID)
 	}
 
-	if class, network, ok := p.classify(ip); ok {
+	if class, network, ok := p.Classify(ip); ok {
 		s.network = network
 		s.decided = outcome{result: class}
 		s.out = &s.decided
@@ -178,7 +178,7 @@ func (s *session) decide(st smtpStage, wait bool) gomilter.Response {
 		return gomilter.RespContinue
 	}
 	s.verdict = v
-	s.decided = outcome{result: resultOf(v.Decision), verdict: &s.verdict}
+	s.decided = outcome{result: ResultOf(v.Decision), verdict: &s.verdict}
 	s.out = &s.decided
 	s.logDecision(s.out, st)
 	final := st < atMail || s.lookups.Settled(pl.lasting(st))
@@ -200,7 +200,7 @@ func (s *session) await() *outcome {
 func (s *session) respond(o *outcome, final bool) gomilter.Response {
 	p := &s.gen.policy
 	switch {
-	case o.refuses():
+	case o.listed():
 		switch p.Action {
 		case ActionReject:
 			return s.reply(p.Reply, o, false)
@@ -211,7 +211,7 @@ func (s *session) respond(o *outcome, final bool) gomilter.Response {
 			// The header is added at end of message.
 			return gomilter.RespContinue
 		}
-	case o.result == resultTempfail:
+	case o.result == ResultTempfail:
 		// A list with on_error = tempfail failed; tag and log modes
 		// promise never to refuse, so only reject/tempfail honour it.
 		if p.Action == ActionReject || p.Action == ActionTempfail {
@@ -289,11 +289,11 @@ func (s *session) RcptTo(rcpt string, _ *gomilter.Modifier) (gomilter.Response, 
 	if o == nil {
 		return gomilter.RespContinue, nil
 	}
-	if o.refuses() || o.result == resultTempfail {
+	if o.result.Refuses() {
 		// The lists judged the client by its login already (their
 		// sessions); skip_authenticated keeps the block networks off
 		// authenticated clients too.
-		if s.authenticated && p.SkipAuthenticated && o.result == resultBlock {
+		if s.authenticated && p.SkipAuthenticated && o.result == ResultBlock {
 			s.srv.logger.Debug("authenticated client passes", "ip", s.ip, "rcpt", rcpt)
 			return gomilter.RespContinue, nil
 		}
@@ -480,11 +480,11 @@ func (s *session) logDecision(o *outcome, st smtpStage) {
 		}
 		_ = logger.Handler().Handle(ctx, r)
 	}
-	if p.PostscreenLog && o.result == resultReject && o.verdict != nil {
+	if p.PostscreenLog && o.result == ResultReject && o.verdict != nil {
 		s.srv.logger.Info(fmt.Sprintf("DNSBL rank %d for [%s]:%d", o.verdict.Score, s.ip, s.port))
 	}
 }
 
-func (s *session) count(r result) {
+func (s *session) count(r Result) {
 	s.gen.decisions[r].Inc()
 }

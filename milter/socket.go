@@ -11,6 +11,22 @@ import (
 	"github.com/rblmilter/rblmilter/internal/socketspec"
 )
 
+// SocketSpec is a parsed milter socket specification.
+type SocketSpec struct {
+	// Network is "tcp", "tcp6" or "unix".
+	Network string
+	// Address is "host:port" or a file path.
+	Address string
+}
+
+// SocketOptions set ownership and mode of unix sockets.
+type SocketOptions struct {
+	// Mode of the socket file; 0 means DefaultSocketMode.
+	Mode os.FileMode
+	// Owner and Group are names or numeric ids; empty keeps the default.
+	Owner, Group string
+}
+
 // ParseSocket accepts every form admins paste: Postfix inet:HOST:PORT,
 // Sendmail inet:PORT@HOST, inet6:PORT@[::1] / inet6:[::1]:PORT,
 // unix:/path and local:/path. milterbench reads specs by the same rules

@@ -78,6 +78,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=lib/common.sh
+. "$ROOT/scripts/lib/common.sh"
 QUICK=0
 PROFILE=0
 HOLD=0
@@ -96,14 +98,7 @@ while [ $# -gt 0 ]; do
 		shift
 		SETUPS=${1:?-setups needs a list like near,far}
 		;;
-	-h | -help | --help)
-		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-		exit 0
-		;;
-	*)
-		echo "bench-postfix.sh: unknown argument $1 (try -h)" >&2
-		exit 2
-		;;
+	*) help_or_unknown "$1" ;;
 	esac
 	shift
 done
@@ -156,7 +151,6 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 SUMMARY=$OUT/summary.md
 NS=rblmilter-bench-$$
 NETNS_ETC=/etc/netns/$NS
-PIDS=()
 POSTFIX_UP=0
 PF=$OUT/postfix
 
@@ -178,55 +172,18 @@ cleanup() {
 	if [ "$POSTFIX_UP" = 1 ]; then
 		nsx postfix -c "$PF/conf" stop >/dev/null 2>&1 || true
 	fi
-	for pid in "${PIDS[@]}"; do
-		kill "$pid" 2>/dev/null || true
-	done
-	for pid in "${PIDS[@]}"; do
-		wait "$pid" 2>/dev/null || true
-	done
+	stop_started
 	ip netns delete "$NS" 2>/dev/null || true
 	rm -rf "$NETNS_ETC"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start NAME CMD... runs CMD in the background, output to $OUT/NAME.log,
-# and sets STARTED to its PID.
-start() {
-	local name=$1
-	shift
-	"$@" >"$OUT/$name.log" 2>&1 &
-	STARTED=$!
-	PIDS+=("$STARTED")
-}
-
-# stop PID ends one process this script started.
-stop() {
-	kill "$1" 2>/dev/null || true
-	wait "$1" 2>/dev/null || true
-}
-
-# poll SECONDS CMD... retries CMD every 0.1 s until it succeeds.
-poll() {
-	local deadline=$((SECONDS + $1))
-	shift
-	until "$@" >/dev/null 2>&1; do
-		if [ $SECONDS -ge "$deadline" ]; then
-			return 1
-		fi
-		sleep 0.1
-	done
-}
-
-calc() { jq -n "$1"; }
 median() { printf '%s\n' "$@" | jq -s 'map(select(. != null)) | sort | if length == 0 then null elif length % 2 == 1 then .[length/2|floor] else (.[length/2-1] + .[length/2]) / 2 end'; }
 fmt() { if [ "$1" = null ]; then printf -- '-'; else printf "%.${2:-2}f" "$1"; fi; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
-log "building into $OUT/bin"
-(cd "$ROOT" && go build -o "$OUT/bin/" ./cmd/rblmilter ./cmd/milterbench)
-RBL=$OUT/bin/rblmilter
-MB=$OUT/bin/milterbench
+build_tools
 
 #### the network namespace ####
 SERVER4=192.0.2.25
@@ -266,11 +223,7 @@ rbldnsd_start() {
 	chown rbldns "$RBLDNSD_STATS"
 	start rbldnsd "${NSX[@]}" rbldnsd -n -u rbldns -b "$1" -w "$ZDIR" -c 1s -s "$RBLDNSD_STATS" -t 300 "${ZONES[@]}"
 	RBLDNSD_PID=$STARTED
-	poll 10 awk 'NR >= 2 { ok = 1 } END { exit !ok }' "$RBLDNSD_STATS" || {
-		log "rbldnsd did not start:"
-		cat "$OUT/rbldnsd.log" >&2
-		exit 1
-	}
+	await "rbldnsd did not start" "$OUT/rbldnsd.log" 10 awk 'NR >= 2 { ok = 1 } END { exit !ok }' "$RBLDNSD_STATS"
 }
 
 # dns_queries prints rbldnsd's total query count from a counter line
@@ -349,22 +302,10 @@ filters_start() {
 		FILTER_PID[$name]=$STARTED
 	done
 	for name in "${!RBL_BIN[@]}"; do
-		poll 20 nsx curl -sf "http://127.0.0.1:${RBL_METRICS[$name]}/readyz" || {
-			log "$name did not become ready:"
-			tail -20 "$OUT/$name.log" >&2
-			exit 1
-		}
+		await "$name did not become ready" "$OUT/$name.log" 20 nsx curl -sf "http://127.0.0.1:${RBL_METRICS[$name]}/readyz"
 	done
-	poll 10 grep -q "answering" "$OUT/null.log" || {
-		log "the null milter did not start:"
-		cat "$OUT/null.log" >&2
-		exit 1
-	}
-	poll 10 grep -q "answering" "$OUT/null-refuse.log" || {
-		log "the refusing null milter did not start:"
-		cat "$OUT/null-refuse.log" >&2
-		exit 1
-	}
+	await "the null milter did not start" "$OUT/null.log" 10 grep -q "answering" "$OUT/null.log"
+	await "the refusing null milter did not start" "$OUT/null-refuse.log" 10 grep -q "answering" "$OUT/null-refuse.log"
 	# Postfix's smtpd (user postfix) must be able to connect.
 	chmod 666 "$NULLR_SOCK"
 }
@@ -447,24 +388,8 @@ ${PORT[B1]}     inet  n       -       n       -       1       postscreen
   -o postscreen_greet_wait=1s
 smtpd     pass  -       -       n       -       -       smtpd
 dnsblog   unix  -       -       n       -       0       dnsblog
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
 EOF
+cat "$ROOT/scripts/lib/postfix-services.cf" >>"$PF/conf/master.cf"
 if postconf -c "$PF/conf" -n 2>&1 | grep -i warning >&2; then
 	log "postconf warns about the benchmark's main.cf (above)"
 	exit 1
@@ -472,11 +397,7 @@ fi
 nsx postfix -c "$PF/conf" check
 nsx postfix -c "$PF/conf" start >/dev/null
 POSTFIX_UP=1
-poll 30 grep -q "daemon started" "$PF/maillog" || {
-	log "postfix did not start:"
-	tail -20 "$PF/maillog" >&2
-	exit 1
-}
+await "postfix did not start" "$PF/maillog" 30 grep -q "daemon started" "$PF/maillog"
 POSTFIX_PID=$(awk '{ print $1; exit }' "$PF/queue/pid/master.pid")
 
 #### the DNS setups ####

@@ -50,6 +50,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=lib/common.sh
+. "$ROOT/scripts/lib/common.sh"
 QUICK=0
 PROFILE=0
 ONLY="P1,P2,P3,P5,P6,S,P7"
@@ -61,14 +63,7 @@ while [ $# -gt 0 ]; do
 		shift
 		ONLY=${1:?-only needs a list like P1,P6}
 		;;
-	-h | -help | --help)
-		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-		exit 0
-		;;
-	*)
-		echo "bench.sh: unknown argument $1 (try -h)" >&2
-		exit 2
-		;;
+	*) help_or_unknown "$1" ;;
 	esac
 	shift
 done
@@ -98,50 +93,12 @@ fi
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 SUMMARY=$OUT/summary.md
-PIDS=()
 
 log() { echo "bench: $*" >&2; }
 want() { case ",$ONLY," in *",$1,"*) return 0 ;; esac; return 1; }
 
-cleanup() {
-	local pid
-	for pid in "${PIDS[@]}"; do
-		kill "$pid" 2>/dev/null || true
-	done
-	for pid in "${PIDS[@]}"; do
-		wait "$pid" 2>/dev/null || true
-	done
-}
-trap cleanup EXIT
+trap stop_started EXIT
 trap 'exit 130' INT TERM
-
-# start NAME CMD... runs CMD in the background, output to $OUT/NAME.log,
-# and sets STARTED to its PID.
-start() {
-	local name=$1
-	shift
-	"$@" >"$OUT/$name.log" 2>&1 &
-	STARTED=$!
-	PIDS+=("$STARTED")
-}
-
-# stop PID ends one process this script started.
-stop() {
-	kill "$1" 2>/dev/null || true
-	wait "$1" 2>/dev/null || true
-}
-
-# poll SECONDS CMD... retries CMD every 0.1 s until it succeeds.
-poll() {
-	local deadline=$((SECONDS + $1))
-	shift
-	until "$@" >/dev/null 2>&1; do
-		if [ $SECONDS -ge "$deadline" ]; then
-			return 1
-		fi
-		sleep 0.1
-	done
-}
 
 # row adds a line to the summary table and prints it.
 row() {
@@ -160,17 +117,12 @@ verdict() {
 	fi
 }
 
-# calc EXPR evaluates a jq arithmetic/boolean expression.
-calc() { jq -n "$1"; }
 num() { jq -r "$1" "$2"; }
 # median of numbers given as arguments.
 median() { printf '%s\n' "$@" | jq -s 'sort | if length % 2 == 1 then .[length/2|floor] else (.[length/2-1] + .[length/2]) / 2 end'; }
 fmt() { printf "%.${2:-2}f" "$1"; }
 
-log "building into $OUT/bin"
-(cd "$ROOT" && go build -o "$OUT/bin/" ./cmd/rblmilter ./cmd/milterbench)
-RBL=$OUT/bin/rblmilter
-MB=$OUT/bin/milterbench
+build_tools
 
 # Ports: DNS server, its stats, the null milter, rblmilter milter ports
 # from PORT+10, their metrics ports from PORT+35.
@@ -222,11 +174,7 @@ start dns "$MB" dns -listen "$DNS" -stats "$DNSSTATS" \
 	-zone "silent.test loss=1" \
 	-zone "q1.test delay=50ms" -zone "q2.test delay=50ms" -zone "q3.test delay=50ms" \
 	-zone "s1.test delay=5ms" -zone "s2.test delay=5ms" -zone "s3.test delay=5ms"
-poll 10 curl -sf "http://$DNSSTATS/stats" || {
-	log "DNS server did not start:"
-	cat "$OUT/dns.log" >&2
-	exit 1
-}
+await "DNS server did not start" "$OUT/dns.log" 10 curl -sf "http://$DNSSTATS/stats"
 
 # dns_stats prints the server's counters as JSON; with "reset", zeroes them.
 dns_stats() { curl -sf "http://$DNSSTATS/stats${1:+?reset=1}"; }
@@ -250,11 +198,7 @@ daemon() {
 	start "$name" "$RBL" -config "$OUT/$name.toml"
 	DPID=$STARTED
 	METRICS=http://127.0.0.1:$mport
-	poll 10 curl -sf "$METRICS/readyz" || {
-		log "$name did not become ready:"
-		cat "$OUT/$name.log" >&2
-		exit 1
-	}
+	await "$name did not become ready" "$OUT/$name.log" 10 curl -sf "$METRICS/readyz"
 }
 
 # list_tables ZONE... renders [[list]] tables with monitor = false (the

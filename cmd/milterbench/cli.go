@@ -116,11 +116,8 @@ func cmdRun(ctx context.Context, args []string, env cliEnv) int {
 	fs.Var(&headers, "header", "with -stage eom, another header field `\"Name: value\"` sent after the usual ones\n(repeatable), e.g. a forged copy of the milter's own header")
 	timeout := fs.Duration("timeout", 10*time.Second, "dial and per-command timeout")
 	hostname := fs.String("hostname", "mx.bench.test", "MTA hostname (macros j, {daemon_name})")
-	helo := fs.String("helo", "client.bench.test", "HELO name")
-	from := fs.String("from", "sender@bench.test", "MAIL FROM address")
-	rcpt := fs.String("rcpt", "user@bench.test", "RCPT TO address")
+	client := addClientFlags(fs, "HELO")
 	auth := fs.Bool("auth", false, "send SASL macros ({auth_authen}) at MAIL")
-	jsonOut := fs.Bool("json", false, "print the report as JSON")
 	pid := fs.Int("pid", 0, "target process `PID`: report its CPU time and RSS over the run")
 	pprofURL := fs.String("pprof", "", "target's pprof `URL` (http://127.0.0.1:9890/debug/pprof/): fetch a CPU profile during the run")
 	pprofSecs := fs.Int("pprof-seconds", 0, "CPU profile length (default: -duration, else 10)")
@@ -176,7 +173,7 @@ func cmdRun(ctx context.Context, args []string, env cliEnv) int {
 		return loadConfig{
 			drivePlan: plan,
 			Target:    target, Stage: st,
-			Timeout: *timeout, Hostname: *hostname, Helo: *helo, From: *from, Rcpt: *rcpt, Auth: *auth,
+			Timeout: *timeout, Hostname: *hostname, Helo: *client.helo, From: *client.from, Rcpt: *client.rcpt, Auth: *auth,
 			ActionMask: milter.OptAction(am), ProtocolMask: milter.OptProtocol(pm),
 			Headers: extra,
 		}, nil
@@ -247,10 +244,7 @@ func cmdRun(ctx context.Context, args []string, env cliEnv) int {
 		return usageErr(env, "run", err)
 	}
 	rep := res.report()
-	rep.Client.CPUSeconds = (selfCPU() - cpuStart).Seconds()
-	if rep.Sessions > 0 {
-		rep.Client.CPUPerSession = rep.Client.CPUSeconds * 1e6 / float64(rep.Sessions)
-	}
+	rep.Client = clientCPU(cpuStart, rep.Sessions)
 	if *pid != 0 {
 		if after, err := readProc("/proc", *pid); err == nil {
 			rep.TargetProcess = processDelta(*pid, before, after, rep.Sessions)
@@ -270,14 +264,39 @@ func cmdRun(ctx context.Context, args []string, env cliEnv) int {
 		settleMetrics(ctx, http.DefaultClient, metrics, metricNames, *settle, time.Now)
 	}
 	rep.Metrics = metrics
-	if *jsonOut {
-		enc := json.NewEncoder(env.stdout)
+	return printReport(env.stdout, *client.json, rep, rep.Errors > 0 || rep.Interrupted)
+}
+
+// clientFlags are the flags of the commands that act as the client (run,
+// smtp): what it says in its session, and how the report is printed.
+type clientFlags struct {
+	helo, from, rcpt *string
+	json             *bool
+}
+
+// addClientFlags registers the clientFlags; greeting is the command the
+// client greets with, "HELO" or "EHLO".
+func addClientFlags(fs *flag.FlagSet, greeting string) *clientFlags {
+	return &clientFlags{
+		helo: fs.String("helo", "client.bench.test", greeting+" name"),
+		from: fs.String("from", "sender@bench.test", "MAIL FROM address"),
+		rcpt: fs.String("rcpt", "user@bench.test", "RCPT TO address"),
+		json: fs.Bool("json", false, "print the report as JSON"),
+	}
+}
+
+// printReport prints rep, as JSON or for a terminal, and returns the exit
+// status: exitFail when the run failed (any session failed, or it was
+// interrupted).
+func printReport(w io.Writer, asJSON bool, rep interface{ writeText(io.Writer) }, failed bool) int {
+	if asJSON {
+		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(rep)
 	} else {
-		rep.writeText(env.stdout)
+		rep.writeText(w)
 	}
-	if rep.Errors > 0 || rep.Interrupted {
+	if failed {
 		return exitFail
 	}
 	return exitOK
@@ -578,10 +597,7 @@ func cmdSMTP(ctx context.Context, args []string, env cliEnv) int {
 	server := fs.String("server", "", "MTA `ADDRESSES`: HOST:PORT, and [V6HOST]:PORT for IPv6 clients, comma-separated\n(or give them as the argument)")
 	pf := addPlanFlags(fs, 10)
 	timeout := fs.Duration("timeout", 60*time.Second, "dial and per-reply timeout (longer than postscreen's greet wait)")
-	helo := fs.String("helo", "client.bench.test", "EHLO name")
-	from := fs.String("from", "sender@bench.test", "MAIL FROM address")
-	rcpt := fs.String("rcpt", "user@bench.test", "RCPT TO address")
-	jsonOut := fs.Bool("json", false, "print the report as JSON")
+	client := addClientFlags(fs, "EHLO")
 	var cpu stringList
 	fs.Var(&cpu, "cpu", "report the CPU of a process `NAME=PID` and all its descendants (children reaped\ninclusive) over the measured run; repeatable, a name given twice adds up")
 	if code, ok := parseFlags(fs, args); !ok {
@@ -593,7 +609,7 @@ func cmdSMTP(ctx context.Context, args []string, env cliEnv) int {
 	if fs.NArg() == 1 {
 		*server = fs.Arg(0)
 	}
-	cfg := smtpConfig{Timeout: *timeout, Helo: *helo, From: *from, Rcpt: *rcpt}
+	cfg := smtpConfig{Timeout: *timeout, Helo: *client.helo, From: *client.from, Rcpt: *client.rcpt}
 	var err error
 	if cfg.Server4, cfg.Server6, err = parseServers(*server); err != nil {
 		return usageErr(env, "smtp", err)
@@ -625,10 +641,7 @@ func cmdSMTP(ctx context.Context, args []string, env cliEnv) int {
 		return usageErr(env, "smtp", err)
 	}
 	rep := res.report()
-	rep.Client.CPUSeconds = (selfCPU() - cpuStart).Seconds()
-	if rep.Sessions > 0 {
-		rep.Client.CPUPerSession = rep.Client.CPUSeconds * 1e6 / float64(rep.Sessions)
-	}
+	rep.Client = clientCPU(cpuStart, rep.Sessions)
 	if len(watches) > 0 {
 		after, err := sampleTrees("/proc", watches)
 		if err != nil {
@@ -638,17 +651,7 @@ func cmdSMTP(ctx context.Context, args []string, env cliEnv) int {
 			rep.CPU = treeDeltas(watches, before, after, rep.Sessions)
 		}
 	}
-	if *jsonOut {
-		enc := json.NewEncoder(env.stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(rep)
-	} else {
-		rep.writeText(env.stdout)
-	}
-	if rep.Errors > 0 || rep.Interrupted {
-		return exitFail
-	}
-	return exitOK
+	return printReport(env.stdout, *client.json, rep, rep.Errors > 0 || rep.Interrupted)
 }
 
 // parseServers splits the -server list into the IPv4 and IPv6 server

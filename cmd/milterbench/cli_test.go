@@ -81,10 +81,7 @@ func TestCLIBadInputNamesTheValue(t *testing.T) {
 }
 
 func TestCLIRunJSONWithProfileAndPID(t *testing.T) {
-	var connects atomic.Uint64
-	target := startMilter(t, unixSpec(t), func() milter.Milter {
-		return nullMilter{verdict: milter.RespAccept, connects: &connects}
-	})
+	target, connects := startNullMilter(t, unixSpec(t), milter.RespAccept)
 	var profQuery atomic.Value
 	pprofSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/debug/pprof/profile" {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -19,20 +18,7 @@ func TestDNSForwardRelaysDelaysAndCounts(t *testing.T) {
 	if proxy.upstream, err = newDNSUpstream(upAddr, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	pc, ln, err := listenDNS("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- proxy.serve(ctx, pc, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("proxy: %v", err)
-		}
-	})
-	addr := pc.LocalAddr().String()
+	addr := serveDNS(t, proxy)
 
 	for _, c := range []struct {
 		ip, net string

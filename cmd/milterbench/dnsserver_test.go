@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"net"
 	"net/http/httptest"
@@ -190,16 +189,10 @@ func TestDNSShutdownCutsDelayedAnswers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc, ln, err := listenDNS("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.serve(ctx, pc, ln) }()
+	addr, cancel, done := runDNS(t, b)
 	go func() {
 		c := &dns.Client{Timeout: time.Hour}
-		_, _, _ = c.Exchange(new(dns.Msg).SetQuestion(dnsblName(t, "198.18.0.5", "slow.test"), dns.TypeA), pc.LocalAddr().String())
+		_, _, _ = c.Exchange(new(dns.Msg).SetQuestion(dnsblName(t, "198.18.0.5", "slow.test"), dns.TypeA), addr)
 	}()
 	testutil.WaitFor(t, "the slow query to arrive", func() bool { return b.stats(false).Queries == 1 })
 	cancel()

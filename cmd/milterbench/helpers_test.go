@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,6 +42,15 @@ func startMilter(t *testing.T, spec string, newMilter func() milter.Milter) sock
 	return bound
 }
 
+// startNullMilter serves a nullMilter answering verdict on spec until the
+// test ends; connects counts the sessions it saw.
+func startNullMilter(t *testing.T, spec string, verdict milter.Response) (target socketspec.Spec, connects *atomic.Uint64) {
+	t.Helper()
+	connects = new(atomic.Uint64)
+	target = startMilter(t, spec, func() milter.Milter { return nullMilter{verdict: verdict, connects: connects} })
+	return target, connects
+}
+
 // unixSpec is a socket path inside the test's temp dir.
 func unixSpec(t *testing.T) string {
 	return "unix:" + filepath.Join(t.TempDir(), "milter.sock")
@@ -53,20 +63,35 @@ func startDNS(t testing.TB, zones ...zoneConfig) (*dnsBench, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc, ln, err := listenDNS("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.serve(ctx, pc, ln) }()
+	return b, serveDNS(t, b)
+}
+
+// serveDNS serves b on 127.0.0.1:0 until the test ends and returns its
+// address.
+func serveDNS(t *testing.T, b *dnsBench) string {
+	t.Helper()
+	addr, cancel, done := runDNS(t, b)
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("dns server: %v", err)
 		}
 	})
-	return b, pc.LocalAddr().String()
+	return addr
+}
+
+// runDNS serves b on 127.0.0.1:0 and returns its address; cancel stops
+// it, and done then gets what serve returned.
+func runDNS(t *testing.T, b *dnsBench) (addr string, cancel context.CancelFunc, done <-chan error) {
+	t.Helper()
+	pc, ln, err := listenDNS("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- b.serve(ctx, pc, ln) }()
+	return pc.LocalAddr().String(), cancel, served
 }
 
 // testZone is a zone with the command's defaults.

@@ -123,15 +123,8 @@ func runLoad(ctx context.Context, cfg loadConfig) (*loadResult, error) {
 		return nil, err
 	}
 	r := &loadRunner{cfg: cfg, dialer: &net.Dialer{Timeout: cfg.Timeout}}
-	res := newLoadResult(cfg)
-	warm := newLoadResult(cfg)
-	res.Elapsed = drive(ctx, cfg.drivePlan,
-		func(p uint64, pk pick) { warm.add(pk, r.session(ctx, p, pk)) },
-		func(i uint64, pk pick) { res.add(pk, r.session(ctx, i, pk)) })
-	res.WarmupSessions = warm.Sessions + warm.Errors
-	res.WarmupErrors = warm.Errors
-	res.Interrupted = ctx.Err() != nil
-	return res, nil
+	return measure(ctx, cfg.drivePlan, func() *loadResult { return newLoadResult(cfg) },
+		func(i uint64, pk pick) outcome { return r.session(ctx, i, pk) }), nil
 }
 
 // sessionDialer remembers the connection go-milter dials, because the
@@ -278,48 +271,39 @@ func message(s *milter.ClientSession, extra [][2]string) (*milter.Action, map[st
 	return act, kinds, nil
 }
 
+// modNames and verdictNames are the words the report counts
+// modifications and replies by; a code not here is counted as "code 'x'".
+var (
+	modNames = map[milter.ModifyActCode]string{
+		milter.ActAddHeader: "add header", milter.ActInsertHeader: "insert header", milter.ActChangeHeader: "change header",
+		milter.ActAddRcpt: "add rcpt", milter.ActDelRcpt: "delete rcpt", milter.ActReplBody: "replace body",
+		milter.ActChangeFrom: "change from", milter.ActQuarantine: "quarantine",
+	}
+	verdictNames = map[milter.ActionCode]string{
+		milter.ActAccept: "accept", milter.ActContinue: "continue", milter.ActReject: "reject",
+		milter.ActTempFail: "tempfail", milter.ActDiscard: "discard",
+	}
+)
+
 // modName names a modification the way the report counts it; a header
 // change with an empty value deletes the header.
 func modName(m milter.ModifyAction) string {
-	switch m.Code {
-	case milter.ActAddHeader:
-		return "add header"
-	case milter.ActInsertHeader:
-		return "insert header"
-	case milter.ActChangeHeader:
-		if m.HeaderValue == "" {
-			return "delete header"
-		}
-		return "change header"
-	case milter.ActAddRcpt:
-		return "add rcpt"
-	case milter.ActDelRcpt:
-		return "delete rcpt"
-	case milter.ActReplBody:
-		return "replace body"
-	case milter.ActChangeFrom:
-		return "change from"
-	case milter.ActQuarantine:
-		return "quarantine"
+	if m.Code == milter.ActChangeHeader && m.HeaderValue == "" {
+		return "delete header"
+	}
+	if name, ok := modNames[m.Code]; ok {
+		return name
 	}
 	return "code " + strconv.QuoteRune(rune(m.Code))
 }
 
 // verdictName names a milter reply the way the report counts it.
 func verdictName(act *milter.Action) string {
-	switch act.Code {
-	case milter.ActAccept:
-		return "accept"
-	case milter.ActContinue:
-		return "continue"
-	case milter.ActReject:
-		return "reject"
-	case milter.ActTempFail:
-		return "tempfail"
-	case milter.ActDiscard:
-		return "discard"
-	case milter.ActReplyCode:
+	if act.Code == milter.ActReplyCode {
 		return "reply " + strconv.Itoa(act.SMTPCode)
+	}
+	if name, ok := verdictNames[act.Code]; ok {
+		return name
 	}
 	return "code " + strconv.QuoteRune(rune(act.Code))
 }

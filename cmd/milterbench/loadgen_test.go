@@ -20,10 +20,7 @@ import (
 )
 
 func TestRunAgainstNullMilterTCP(t *testing.T) {
-	var connects atomic.Uint64
-	target := startMilter(t, "inet:127.0.0.1:0", func() milter.Milter {
-		return nullMilter{verdict: milter.RespAccept, connects: &connects}
-	})
+	target, connects := startNullMilter(t, "inet:127.0.0.1:0", milter.RespAccept)
 	// Pool of 20 holds 2 listed addresses (indices 9 and 19), used 13 and
 	// 12 times by the 250 repeated sessions; the 250 fresh ones hold 25.
 	cfg := baseConfig(target, testMix(t, "0.1", "0.5", "0.3", 20), 500)
@@ -268,10 +265,7 @@ func TestRunSendsMessagesToEndOfMessage(t *testing.T) {
 
 // A verdict at connect ends the session before HELO even with -stage rcpt.
 func TestRunStopsAtFinalVerdict(t *testing.T) {
-	var connects atomic.Uint64
-	target := startMilter(t, "inet:127.0.0.1:0", func() milter.Milter {
-		return nullMilter{verdict: milter.RespTempFail, connects: &connects}
-	})
+	target, _ := startNullMilter(t, "inet:127.0.0.1:0", milter.RespTempFail)
 	cfg := baseConfig(target, testMix(t, "0", "0", "0", 0), 30)
 	cfg.Stage = stageRcpt
 	res, err := runLoad(context.Background(), cfg)
@@ -353,10 +347,7 @@ func TestRunCountsErrors(t *testing.T) {
 }
 
 func TestRunWarmupIsNotCounted(t *testing.T) {
-	var connects atomic.Uint64
-	target := startMilter(t, "inet:127.0.0.1:0", func() milter.Milter {
-		return nullMilter{verdict: milter.RespAccept, connects: &connects}
-	})
+	target, connects := startNullMilter(t, "inet:127.0.0.1:0", milter.RespAccept)
 	cfg := baseConfig(target, testMix(t, "0.1", "1", "0", 10), 100)
 	cfg.Warmup = true
 	started := false
@@ -373,10 +364,7 @@ func TestRunWarmupIsNotCounted(t *testing.T) {
 }
 
 func TestRunByDuration(t *testing.T) {
-	var connects atomic.Uint64
-	target := startMilter(t, "inet:127.0.0.1:0", func() milter.Milter {
-		return nullMilter{verdict: milter.RespAccept, connects: &connects}
-	})
+	target, connects := startNullMilter(t, "inet:127.0.0.1:0", milter.RespAccept)
 	cfg := baseConfig(target, testMix(t, "0", "0", "0", 0), 0)
 	cfg.Duration = 50 * time.Millisecond
 	res, err := runLoad(context.Background(), cfg)
@@ -413,5 +401,40 @@ func TestRunConfigErrors(t *testing.T) {
 	cfg.Sessions, cfg.Concurrency = 1, 0
 	if _, err := runLoad(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "-c 0") {
 		t.Errorf("-c 0: error %v", err)
+	}
+}
+
+// TestReportNames: the words the report counts replies and modifications
+// by, including the ones that depend on more than the code.
+func TestReportNames(t *testing.T) {
+	for _, c := range []struct {
+		act  milter.Action
+		want string
+	}{
+		{milter.Action{Code: milter.ActAccept}, "accept"},
+		{milter.Action{Code: milter.ActContinue}, "continue"},
+		{milter.Action{Code: milter.ActReject}, "reject"},
+		{milter.Action{Code: milter.ActTempFail}, "tempfail"},
+		{milter.Action{Code: milter.ActDiscard}, "discard"},
+		{milter.Action{Code: milter.ActReplyCode, SMTPCode: 554}, "reply 554"},
+		{milter.Action{Code: 'z'}, "code 'z'"},
+	} {
+		if got := verdictName(&c.act); got != c.want {
+			t.Errorf("verdictName(%q) = %q, want %q", c.act.Code, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		mod  milter.ModifyAction
+		want string
+	}{
+		{milter.ModifyAction{Code: milter.ActAddHeader, HeaderValue: "v"}, "add header"},
+		{milter.ModifyAction{Code: milter.ActChangeHeader, HeaderValue: "v"}, "change header"},
+		{milter.ModifyAction{Code: milter.ActChangeHeader}, "delete header"},
+		{milter.ModifyAction{Code: milter.ActQuarantine}, "quarantine"},
+		{milter.ModifyAction{Code: 'z'}, "code 'z'"},
+	} {
+		if got := modName(c.mod); got != c.want {
+			t.Errorf("modName(%q, %q) = %q, want %q", c.mod.Code, c.mod.HeaderValue, got, c.want)
+		}
 	}
 }

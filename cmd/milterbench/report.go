@@ -12,9 +12,6 @@ import (
 	"time"
 )
 
-// maxErrorSamples bounds the distinct error messages kept for the report.
-const maxErrorSamples = 5
-
 // loadResult accumulates a run. Latencies go to lock-free histograms; the
 // counters share one mutex, which costs far less than a milter round trip.
 type loadResult struct {
@@ -25,25 +22,12 @@ type loadResult struct {
 	sessionLat  histogram
 	decisionLat histogram
 
-	mu           sync.Mutex
-	Sessions     uint64 // sessions that got a verdict
-	Errors       uint64
-	Aborted      uint64
-	Verdicts     map[string]uint64
-	At           map[string]uint64 // stage that gave the final verdict
-	Mods         map[string]uint64 // modifications asked for at end of message
-	Class        [2]classTally     // [0] clean, [1] listed
-	IPv4, IPv6   uint64
-	Repeated     uint64
-	Fresh        uint64
-	Reused       uint64 // fresh sessions whose address space wrapped
-	ErrorKinds   map[string]uint64
-	ErrorSamples []string
-
-	WarmupSessions uint64
-	WarmupErrors   uint64
-	Elapsed        time.Duration
-	Interrupted    bool
+	mu sync.Mutex
+	runTally
+	Verdicts map[string]uint64
+	At       map[string]uint64 // stage that gave the final verdict
+	Mods     map[string]uint64 // modifications asked for at end of message
+	Class    [2]classTally     // [0] clean, [1] listed
 }
 
 // classTally splits outcomes by what the DNS zones say about the address,
@@ -59,11 +43,11 @@ func newLoadResult(cfg loadConfig) *loadResult {
 		Target:      cfg.Target.String(),
 		Concurrency: cfg.Concurrency,
 		Stage:       cfg.Stage,
+		runTally:    newRunTally(),
 		Verdicts:    map[string]uint64{},
 		At:          map[string]uint64{},
 		Mods:        map[string]uint64{},
 		Class:       [2]classTally{{Verdicts: map[string]uint64{}}, {Verdicts: map[string]uint64{}}},
-		ErrorKinds:  map[string]uint64{},
 	}
 }
 
@@ -79,28 +63,11 @@ func (r *loadResult) add(pk pick, o outcome) {
 		c = &r.Class[1]
 	}
 	c.Sent++
-	if pk.Addr.Is6() {
-		r.IPv6++
-	} else {
-		r.IPv4++
-	}
-	if pk.Repeated {
-		r.Repeated++
-	} else {
-		r.Fresh++
-	}
-	if pk.Reused {
-		r.Reused++
-	}
+	r.countClient(pk)
 	switch {
-	case o.Err != nil && o.Aborted:
-		r.Aborted++
 	case o.Err != nil:
-		r.Errors++
-		c.Errors++
-		r.ErrorKinds[errKindOf(o.ErrKind, o.Err)]++
-		if msg := o.ErrKind + ": " + o.Err.Error(); len(r.ErrorSamples) < maxErrorSamples && !slices.Contains(r.ErrorSamples, msg) {
-			r.ErrorSamples = append(r.ErrorSamples, msg)
+		if r.countFailure(o.ErrKind, o.Err, o.Aborted) {
+			c.Errors++
 		}
 	default:
 		r.Sessions++
@@ -139,23 +106,12 @@ func (l latencySummary) MarshalJSON() ([]byte, error) {
 	})
 }
 
-// Rate is completed sessions per second of the measured run.
-func (r *loadResult) Rate() float64 {
-	if r.Elapsed <= 0 {
-		return 0
-	}
-	return float64(r.Sessions) / r.Elapsed.Seconds()
-}
-
 // runReport is the whole output of "run", also its -json form.
 type runReport struct {
-	Target         string            `json:"target"`
-	Concurrency    int               `json:"concurrency"`
-	Stage          string            `json:"stage"`
-	ElapsedSeconds float64           `json:"elapsed_s"`
-	Interrupted    bool              `json:"interrupted,omitempty"`
-	Sessions       uint64            `json:"sessions"`
-	Rate           float64           `json:"sessions_per_s"`
+	Target      string `json:"target"`
+	Concurrency int    `json:"concurrency"`
+	Stage       string `json:"stage"`
+	runTotals
 	SessionLatency latencySummary    `json:"session_latency"`
 	Decision       latencySummary    `json:"decision_latency"`
 	Verdicts       map[string]uint64 `json:"verdicts"`
@@ -163,47 +119,18 @@ type runReport struct {
 	Mods           map[string]uint64 `json:"modifications,omitempty"`
 	Listed         classTally        `json:"listed"`
 	Clean          classTally        `json:"clean"`
-	Mix            mixReport         `json:"mix"`
-	Errors         uint64            `json:"errors"`
-	Aborted        uint64            `json:"aborted,omitempty"`
-	ErrorKinds     map[string]uint64 `json:"error_kinds,omitempty"`
-	ErrorSamples   []string          `json:"error_samples,omitempty"`
-	Warmup         *warmupReport     `json:"warmup,omitempty"`
-	Client         cpuReport         `json:"client"`
-	TargetProcess  *processReport    `json:"target_process,omitempty"`
-	Profile        *profileReport    `json:"profile,omitempty"`
-	Metrics        *metricsReport    `json:"target_metrics,omitempty"`
-}
-
-type mixReport struct {
-	IPv4     uint64 `json:"ipv4"`
-	IPv6     uint64 `json:"ipv6"`
-	Repeated uint64 `json:"repeated"`
-	Fresh    uint64 `json:"fresh"`
-	Reused   uint64 `json:"fresh_reused,omitempty"`
-}
-
-type warmupReport struct {
-	Sessions uint64 `json:"sessions"`
-	Errors   uint64 `json:"errors"`
-}
-
-// cpuReport is the generator's own CPU use: on a small machine it competes
-// with the target, and the reader must know by how much.
-type cpuReport struct {
-	CPUSeconds    float64 `json:"cpu_s"`
-	CPUPerSession float64 `json:"cpu_us_per_session"`
+	runCounts
+	TargetProcess *processReport `json:"target_process,omitempty"`
+	Profile       *profileReport `json:"profile,omitempty"`
+	Metrics       *metricsReport `json:"target_metrics,omitempty"`
 }
 
 func (r *loadResult) report() *runReport {
-	rep := &runReport{
+	return &runReport{
 		Target:         r.Target,
 		Concurrency:    r.Concurrency,
 		Stage:          r.Stage.String(),
-		ElapsedSeconds: r.Elapsed.Seconds(),
-		Interrupted:    r.Interrupted,
-		Sessions:       r.Sessions,
-		Rate:           r.Rate(),
+		runTotals:      r.totals(),
 		SessionLatency: summarize(&r.sessionLat),
 		Decision:       summarize(&r.decisionLat),
 		Verdicts:       r.Verdicts,
@@ -211,28 +138,15 @@ func (r *loadResult) report() *runReport {
 		Mods:           r.Mods,
 		Clean:          r.Class[0],
 		Listed:         r.Class[1],
-		Mix:            mixReport{IPv4: r.IPv4, IPv6: r.IPv6, Repeated: r.Repeated, Fresh: r.Fresh, Reused: r.Reused},
-		Errors:         r.Errors,
-		Aborted:        r.Aborted,
-		ErrorKinds:     r.ErrorKinds,
-		ErrorSamples:   r.ErrorSamples,
+		runCounts:      r.counts(),
 	}
-	if r.WarmupSessions > 0 {
-		rep.Warmup = &warmupReport{Sessions: r.WarmupSessions, Errors: r.WarmupErrors}
-	}
-	return rep
 }
 
 // writeText prints the report for a terminal.
 func (rep *runReport) writeText(w io.Writer) {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
 	p("target       %s  concurrency %d  stage %s\n", rep.Target, rep.Concurrency, rep.Stage)
-	state := ""
-	if rep.Interrupted {
-		state = "  (interrupted)"
-	}
-	p("sessions     %d in %.3fs%s\n", rep.Sessions, rep.ElapsedSeconds, state)
-	p("throughput   %.1f sessions/s\n", rep.Rate)
+	rep.runTotals.writeText(w)
 	p("session      %s\n", rep.SessionLatency)
 	p("decision     %s\n", rep.Decision)
 	p("verdicts     %s\n", counts(rep.Verdicts))
@@ -244,25 +158,7 @@ func (rep *runReport) writeText(w io.Writer) {
 	}
 	p("  listed IPs %d sent: %s%s\n", rep.Listed.Sent, counts(rep.Listed.Verdicts), errSuffix(rep.Listed.Errors))
 	p("  clean IPs  %d sent: %s%s\n", rep.Clean.Sent, counts(rep.Clean.Verdicts), errSuffix(rep.Clean.Errors))
-	p("mix          ipv4 %d, ipv6 %d; repeated %d, fresh %d\n", rep.Mix.IPv4, rep.Mix.IPv6, rep.Mix.Repeated, rep.Mix.Fresh)
-	if rep.Mix.Reused > 0 {
-		p("warning      %d fresh sessions reused an address: the fresh networks are exhausted, so some were cache hits\n", rep.Mix.Reused)
-	}
-	if rep.Warmup != nil {
-		p("warm-up      %d sessions, %d errors (not counted above)\n", rep.Warmup.Sessions, rep.Warmup.Errors)
-	}
-	p("errors       %d", rep.Errors)
-	if len(rep.ErrorKinds) > 0 {
-		p(" (%s)", counts(rep.ErrorKinds))
-	}
-	p("\n")
-	for _, s := range rep.ErrorSamples {
-		p("  e.g. %s\n", s)
-	}
-	if rep.Aborted > 0 {
-		p("aborted      %d sessions cut by the interrupt\n", rep.Aborted)
-	}
-	p("client cpu   %.2fs (%.1fµs/session)\n", rep.Client.CPUSeconds, rep.Client.CPUPerSession)
+	rep.runCounts.writeText(w, "the fresh networks are exhausted, so some were cache hits")
 	if t := rep.TargetProcess; t != nil {
 		p("target pid   %d: cpu %.2fs (%.1fµs/session), rss %s -> %s, threads %d -> %d\n",
 			t.PID, t.CPUSeconds, t.CPUPerSession, kib(t.RSSBeforeKiB), kib(t.RSSAfterKiB), t.ThreadsBefore, t.ThreadsAfter)

@@ -85,15 +85,8 @@ func runSMTP(ctx context.Context, cfg smtpConfig) (*smtpResult, error) {
 	if cfg.Server6 == "" && cfg.Mix.usesFamily(true) {
 		return nil, errors.New("-server: the mix has IPv6 clients but no IPv6 server address is given")
 	}
-	res := newSMTPResult(cfg)
-	warm := newSMTPResult(cfg)
-	res.Elapsed = drive(ctx, cfg.drivePlan,
-		func(p uint64, pk pick) { warm.add(pk, smtpSession(ctx, &cfg, p, pk)) },
-		func(i uint64, pk pick) { res.add(pk, smtpSession(ctx, &cfg, i, pk)) })
-	res.WarmupSessions = warm.Sessions + warm.Errors
-	res.WarmupErrors = warm.Errors
-	res.Interrupted = ctx.Err() != nil
-	return res, nil
+	return measure(ctx, cfg.drivePlan, func() *smtpResult { return newSMTPResult(cfg) },
+		func(i uint64, pk pick) smtpOutcome { return smtpSession(ctx, &cfg, i, pk) }), nil
 }
 
 // smtpConn is one client connection with the reply reader.

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 )
 
 // smtpResult accumulates an "smtp" run, split by what the zones say about
@@ -20,21 +19,8 @@ type smtpResult struct {
 
 	class [2]smtpClass // [0] clean, [1] listed
 
-	mu           sync.Mutex
-	Sessions     uint64 // sessions that ran to an outcome
-	Errors       uint64
-	Aborted      uint64
-	IPv4, IPv6   uint64
-	Repeated     uint64
-	Fresh        uint64
-	Reused       uint64
-	ErrorKinds   map[string]uint64
-	ErrorSamples []string
-
-	WarmupSessions uint64
-	WarmupErrors   uint64
-	Elapsed        time.Duration
-	Interrupted    bool
+	mu sync.Mutex
+	runTally
 }
 
 // smtpClass is the tally of one client class.
@@ -49,7 +35,7 @@ func newSMTPResult(cfg smtpConfig) *smtpResult {
 	r := &smtpResult{
 		Servers:     strings.Trim(cfg.Server4+","+cfg.Server6, ","),
 		Concurrency: cfg.Concurrency,
-		ErrorKinds:  map[string]uint64{},
+		runTally:    newRunTally(),
 	}
 	for i := range r.class {
 		r.class[i].outcomes = map[string]uint64{}
@@ -73,28 +59,11 @@ func (r *smtpResult) add(pk pick, o smtpOutcome) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c.sent++
-	if pk.Addr.Is6() {
-		r.IPv6++
-	} else {
-		r.IPv4++
-	}
-	if pk.Repeated {
-		r.Repeated++
-	} else {
-		r.Fresh++
-	}
-	if pk.Reused {
-		r.Reused++
-	}
+	r.countClient(pk)
 	switch {
-	case o.Err != nil && o.Aborted:
-		r.Aborted++
 	case o.Err != nil:
-		r.Errors++
-		c.errors++
-		r.ErrorKinds[errKindOf(o.ErrKind, o.Err)]++
-		if msg := o.ErrKind + ": " + o.Err.Error(); len(r.ErrorSamples) < maxErrorSamples && !slices.Contains(r.ErrorSamples, msg) {
-			r.ErrorSamples = append(r.ErrorSamples, msg)
+		if r.countFailure(o.ErrKind, o.Err, o.Aborted) {
+			c.errors++
 		}
 	default:
 		r.Sessions++
@@ -104,25 +73,16 @@ func (r *smtpResult) add(pk pick, o smtpOutcome) {
 
 // smtpReport is the output of "smtp", also its -json form.
 type smtpReport struct {
-	Servers        string          `json:"servers"`
-	Concurrency    int             `json:"concurrency"`
-	ElapsedSeconds float64         `json:"elapsed_s"`
-	Interrupted    bool            `json:"interrupted,omitempty"`
-	Sessions       uint64          `json:"sessions"`
-	Rate           float64         `json:"sessions_per_s"`
-	Listed         smtpClassReport `json:"listed"`
-	Clean          smtpClassReport `json:"clean"`
+	Servers     string `json:"servers"`
+	Concurrency int    `json:"concurrency"`
+	runTotals
+	Listed smtpClassReport `json:"listed"`
+	Clean  smtpClassReport `json:"clean"`
 	// ListedAccepted and CleanRefused are the wrong outcomes: spam let
 	// in, mail lost (or delayed, for a 4xx).
-	ListedAccepted uint64            `json:"listed_accepted"`
-	CleanRefused   uint64            `json:"clean_refused"`
-	Mix            mixReport         `json:"mix"`
-	Errors         uint64            `json:"errors"`
-	Aborted        uint64            `json:"aborted,omitempty"`
-	ErrorKinds     map[string]uint64 `json:"error_kinds,omitempty"`
-	ErrorSamples   []string          `json:"error_samples,omitempty"`
-	Warmup         *warmupReport     `json:"warmup,omitempty"`
-	Client         cpuReport         `json:"client"`
+	ListedAccepted uint64 `json:"listed_accepted"`
+	CleanRefused   uint64 `json:"clean_refused"`
+	runCounts
 	// CPU is the watched process trees' CPU over the measured run, by the
 	// names given with -cpu.
 	CPU map[string]*treeReport `json:"cpu,omitempty"`
@@ -161,26 +121,14 @@ func (r *smtpResult) report() *smtpReport {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rep := &smtpReport{
-		Servers:        r.Servers,
-		Concurrency:    r.Concurrency,
-		ElapsedSeconds: r.Elapsed.Seconds(),
-		Interrupted:    r.Interrupted,
-		Sessions:       r.Sessions,
-		Clean:          r.class[0].report(),
-		Listed:         r.class[1].report(),
-		Mix:            mixReport{IPv4: r.IPv4, IPv6: r.IPv6, Repeated: r.Repeated, Fresh: r.Fresh, Reused: r.Reused},
-		Errors:         r.Errors,
-		Aborted:        r.Aborted,
-		ErrorKinds:     r.ErrorKinds,
-		ErrorSamples:   r.ErrorSamples,
+		Servers:     r.Servers,
+		Concurrency: r.Concurrency,
+		runTotals:   r.totals(),
+		Clean:       r.class[0].report(),
+		Listed:      r.class[1].report(),
+		runCounts:   r.counts(),
 	}
 	rep.ListedAccepted, rep.CleanRefused = rep.Listed.Accepted, rep.Clean.Refused
-	if r.Elapsed > 0 {
-		rep.Rate = float64(r.Sessions) / r.Elapsed.Seconds()
-	}
-	if r.WarmupSessions > 0 {
-		rep.Warmup = &warmupReport{Sessions: r.WarmupSessions, Errors: r.WarmupErrors}
-	}
 	return rep
 }
 
@@ -188,12 +136,7 @@ func (r *smtpResult) report() *smtpReport {
 func (rep *smtpReport) writeText(w io.Writer) {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
 	p("servers      %s  concurrency %d\n", rep.Servers, rep.Concurrency)
-	state := ""
-	if rep.Interrupted {
-		state = "  (interrupted)"
-	}
-	p("sessions     %d in %.3fs%s\n", rep.Sessions, rep.ElapsedSeconds, state)
-	p("throughput   %.1f sessions/s\n", rep.Rate)
+	rep.runTotals.writeText(w)
 	for _, c := range []struct {
 		name string
 		r    *smtpClassReport
@@ -210,25 +153,7 @@ func (rep *smtpReport) writeText(w io.Writer) {
 	if rep.ListedAccepted > 0 || rep.CleanRefused > 0 {
 		p("wrong        %d listed clients accepted, %d clean clients refused\n", rep.ListedAccepted, rep.CleanRefused)
 	}
-	p("mix          ipv4 %d, ipv6 %d; repeated %d, fresh %d\n", rep.Mix.IPv4, rep.Mix.IPv6, rep.Mix.Repeated, rep.Mix.Fresh)
-	if rep.Mix.Reused > 0 {
-		p("warning      %d fresh sessions reused an address: the fresh networks are exhausted\n", rep.Mix.Reused)
-	}
-	if rep.Warmup != nil {
-		p("warm-up      %d sessions, %d errors (not counted above)\n", rep.Warmup.Sessions, rep.Warmup.Errors)
-	}
-	p("errors       %d", rep.Errors)
-	if len(rep.ErrorKinds) > 0 {
-		p(" (%s)", counts(rep.ErrorKinds))
-	}
-	p("\n")
-	for _, s := range rep.ErrorSamples {
-		p("  e.g. %s\n", s)
-	}
-	if rep.Aborted > 0 {
-		p("aborted      %d sessions cut by the interrupt\n", rep.Aborted)
-	}
-	p("client cpu   %.2fs (%.1fµs/session)\n", rep.Client.CPUSeconds, rep.Client.CPUPerSession)
+	rep.runCounts.writeText(w, "the fresh networks are exhausted")
 	for _, name := range slices.Sorted(maps.Keys(rep.CPU)) {
 		t := rep.CPU[name]
 		p("cpu          %s (pid %d): %.3fs, %.3fs per 1000 sessions\n", name, t.PID, t.CPUSeconds, t.PerThousand)

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	gomilter "github.com/emersion/go-milter"
 
@@ -74,17 +73,8 @@ func TestDaemonDailyQueries(t *testing.T) {
 	metrics := "http://" + dm.log.addr(t, "metrics listening")
 	readyz := func(parts ...string) string {
 		t.Helper()
-		deadline := time.Now().Add(waitTimeout)
-		for {
-			_, body := testutil.Get(t, nil, metrics+"/readyz")
-			if testutil.ContainsAll(body, parts...) {
-				return body
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("/readyz never showed %q:\n%s\nlog:\n%s", parts, body, dm.log)
-			}
-			<-time.After(20 * time.Millisecond)
-		}
+		_, body := waitPage(t, metrics+"/readyz", dm.log, parts...)
+		return body
 	}
 	readyz(`list "bl.test": healthy; probe rounds: 1, last: 127.0.0.2 listed, 127.0.0.1 not listed`)
 	// The first round's probes count: every one of them was sent.

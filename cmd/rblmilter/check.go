@@ -33,6 +33,9 @@ type checkReport struct {
 	// domain list checks, and why any of them was not asked.
 	Names []nameReport `json:"names,omitempty"`
 	Lists []listReport `json:"lists"`
+	// result is the decision as the milter session takes it; whether it
+	// refuses is the session's rule (milter.Result.Refuses).
+	result milter.Result
 }
 
 // nameReport is a name given to check.
@@ -93,15 +96,6 @@ type sessionNames struct {
 	client, helo, sender string
 	// given are the flags set.
 	given map[rbl.Check]bool
-}
-
-// refuses reports whether the daemon would not accept the client.
-func (r *checkReport) refuses() bool {
-	switch r.Decision {
-	case "reject", "tempfail", "blocked":
-		return true
-	}
-	return false
 }
 
 // runCheck is `rblmilter check [-config FILE] [-json] [-client-name NAME]
@@ -207,7 +201,7 @@ func runCheck(ctx context.Context, args []string, configPath string, env environ
 	code := exitOK
 	for _, ip := range ips {
 		r := checkOne(ctx, checker, late, &cfg.Policy, engine.Threshold, ip, &names)
-		if r.refuses() {
+		if r.result.Refuses() {
 			code = exitError
 		}
 		reports = append(reports, r)
@@ -240,8 +234,9 @@ func runCheck(ctx context.Context, args []string, configPath string, env environ
 // whole-connection budget.
 func checkOne(ctx context.Context, checker *rbl.Checker, late *lateResults, pol *milter.Policy, threshold int, ip netip.Addr, names *sessionNames) checkReport {
 	r := checkReport{IP: ip.String(), Threshold: threshold, Lists: []listReport{}}
-	if class, network := pol.Classify(ip); class != "" {
-		r.Decision = map[string]string{"skip": "skipped", "allow": "allowed", "block": "blocked"}[class]
+	if class, network, ok := pol.Classify(ip); ok {
+		r.result = class
+		r.Decision = networkWord(class)
 		r.Network = network.String()
 		return r
 	}
@@ -277,7 +272,8 @@ func checkOne(ctx context.Context, checker *rbl.Checker, late *lateResults, pol 
 		r.Names = append(r.Names, nr)
 	}
 	v := s.Verdict(ctx, 0)
-	r.Decision = v.Decision.String()
+	r.result = milter.ResultOf(v.Decision)
+	r.Decision = r.result.String()
 	r.Score = v.Score
 	r.Early = v.Early
 	r.Duration = ms(v.Duration)
@@ -318,6 +314,18 @@ func checkOne(ctx context.Context, checker *rbl.Checker, late *lateResults, pol 
 		r.Lists = append(r.Lists, lr)
 	}
 	return r
+}
+
+// networkWord is check's word for a client in the policy's networks
+// (docs/rblmilter.8.md): it was not looked up.
+func networkWord(class milter.Result) string {
+	switch class {
+	case milter.ResultSkip:
+		return "skipped"
+	case milter.ResultAllow:
+		return "allowed"
+	}
+	return "blocked"
 }
 
 func codeStrings(codes []netip.Addr) []string {

@@ -308,19 +308,9 @@ func resolverAddress(s string) (string, error) {
 
 func policy(t *table, timeout time.Duration) milter.Policy {
 	pol := milter.Policy{Timeout: timeout}
-	switch t.enum("action", "reject", "reject", "tempfail", "tag", "log") {
-	case "reject":
-		pol.Action = milter.ActionReject
-	case "tempfail":
-		pol.Action = milter.ActionTempfail
-	case "tag":
-		pol.Action = milter.ActionTag
-	case "log":
-		pol.Action = milter.ActionLog
-	}
-	if t.enum("stage", "connect", "connect", "rcpt") == "rcpt" {
-		pol.Stage = milter.StageRcpt
-	}
+	pol.Action = enumOf(t, "action", milter.ActionReject, milter.Action.String,
+		milter.ActionReject, milter.ActionTempfail, milter.ActionTag, milter.ActionLog)
+	pol.Stage = enumOf(t, "stage", milter.StageConnect, milter.Stage.String, milter.StageConnect, milter.StageRcpt)
 	pol.Reply = t.str("reply", milter.DefaultReply)
 	pol.TempfailReply = t.str("tempfail_reply", milter.DefaultTempfailReply)
 	pol.Header = t.str("header", milter.DefaultHeader)
@@ -462,12 +452,8 @@ func lists(root *table, timeout time.Duration, stage milter.Stage) ([]rbl.List, 
 		if l.Timeout > timeout {
 			t.p.addf(t.keyPath("timeout"), "%q is longer than the whole-connection timeout %q", fmtDuration(l.Timeout), fmtDuration(timeout))
 		}
-		if t.enum("on_error", "ignore", "ignore", "tempfail") == "tempfail" {
-			l.OnError = rbl.FailTempfail
-		}
-		if t.enum("type", "ip", "ip", "domain") == "domain" {
-			l.Type = rbl.DomainList
-		}
+		l.OnError = enumOf(t, "on_error", rbl.FailIgnore, rbl.FailurePolicy.String, rbl.FailIgnore, rbl.FailTempfail)
+		l.Type = enumOf(t, "type", rbl.IPList, rbl.ListType.String, rbl.IPList, rbl.DomainList)
 		ok = listChecks(t, &l) && ok
 		l.Shadow = t.boolean("shadow", false)
 		l.Monitor = t.boolean("monitor", true)
@@ -566,16 +552,8 @@ func cacheConfig(t *table) *rbl.CacheConfig {
 func logSettings(t *table) logConfig {
 	var c logConfig
 	c.JSON = t.enum("format", "text", "text", "json") == "json"
-	switch t.enum("level", "info", "debug", "info", "warn", "error") {
-	case "debug":
-		c.Level = slog.LevelDebug
-	case "warn":
-		c.Level = slog.LevelWarn
-	case "error":
-		c.Level = slog.LevelError
-	default:
-		c.Level = slog.LevelInfo
-	}
+	c.Level = enumOf(t, "level", slog.LevelInfo, func(l slog.Level) string { return strings.ToLower(l.String()) },
+		slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError)
 	t.finish()
 	return c
 }

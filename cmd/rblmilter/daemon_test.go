@@ -98,10 +98,7 @@ func isReject(act *gomilter.Action) bool {
 
 func TestDaemonReloadAndShutdownInProcess(t *testing.T) {
 	dns := newDNSBL(t, "192.0.2.1")
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "rblmilter.toml")
-	sock := filepath.Join(dir, "milter.sock")
-	writeConfig(t, cfg, dns, "unix:"+sock, "")
+	cfg, sock := unixConfig(t, t.TempDir(), dns, "")
 	d := startInProcess(t, cfg, sock)
 
 	act := connectAs(t, "unix", sock, "192.0.2.1")
@@ -201,10 +198,7 @@ func TestDaemonStartFailsWhenListenIsTaken(t *testing.T) {
 	writeConfig(t, first, dns, "unix:"+sock, "")
 	startInProcess(t, first, sock)
 
-	var stdout bytes.Buffer
-	log := newLogWatch()
-	env := testEnv(t, &stdout, nil)
-	env.stderr = log
+	env, log := watchedEnv(t)
 	if code := run(t.Context(), []string{"-config", first}, env); code != 1 {
 		t.Errorf("second daemon on the same socket: exit %d, want 1", code)
 	}
@@ -218,10 +212,7 @@ func TestDaemonDrainDeadline(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
 	dns.list("192.0.2.9", rbltest.Hold(release))
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "rblmilter.toml")
-	sock := filepath.Join(dir, "milter.sock")
-	writeConfig(t, cfg, dns, "unix:"+sock, `drain_timeout = "50ms"
+	cfg, sock := unixConfig(t, t.TempDir(), dns, `drain_timeout = "50ms"
 timeout = "30s"`)
 	d := startInProcess(t, cfg, sock)
 
@@ -291,6 +282,16 @@ func (b *binaryDaemon) signal(t *testing.T, sig os.Signal) {
 	}
 }
 
+// stop ends the daemon with SIGTERM, as an init system does, and fails
+// the test unless it exits 0.
+func (b *binaryDaemon) stop(t *testing.T) {
+	t.Helper()
+	b.signal(t, syscall.SIGTERM)
+	if code := b.wait(t); code != 0 {
+		t.Errorf("exit %d:\n%s", code, b.log)
+	}
+}
+
 // wait returns the exit code once the process has ended.
 func (b *binaryDaemon) wait(t *testing.T) int {
 	t.Helper()
@@ -319,10 +320,7 @@ func TestBinarySignals(t *testing.T) {
 	dns.list("192.0.2.9", rbltest.Hold(release))
 	// Started by root, the daemon runs as nobody: the config must be
 	// readable to nobody for SIGHUP.
-	dir := readableTempDir(t)
-	cfg := filepath.Join(dir, "rblmilter.toml")
-	sock := filepath.Join(dir, "milter.sock")
-	writeConfig(t, cfg, dns, "unix:"+sock, `timeout = "30s"`)
+	cfg, sock := unixConfig(t, readableTempDir(t), dns, `timeout = "30s"`)
 	b := startBinary(t, cfg)
 
 	if act := connectAs(t, "unix", sock, "192.0.2.1"); !isReject(act) {
@@ -389,10 +387,7 @@ func TestBinaryDropsPrivileges(t *testing.T) {
 		t.Skip("no user nobody")
 	}
 	dns := newDNSBL(t)
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "rblmilter.toml")
-	sock := filepath.Join(dir, "milter.sock")
-	writeConfig(t, cfg, dns, "unix:"+sock, `user = "nobody"
+	cfg, sock := unixConfig(t, t.TempDir(), dns, `user = "nobody"
 socket_mode = "0666"`)
 	b := startBinary(t, cfg)
 	status, err := os.ReadFile("/proc/" + strconv.Itoa(b.cmd.Process.Pid) + "/status")
@@ -414,24 +409,15 @@ socket_mode = "0666"`)
 	if act := connectAs(t, "unix", sock, "192.0.2.2"); act.Code != gomilter.ActAccept {
 		t.Errorf("after dropping privileges: %+v", act)
 	}
-	b.signal(t, syscall.SIGTERM)
-	if code := b.wait(t); code != 0 {
-		t.Errorf("exit %d", code)
-	}
+	b.stop(t)
 }
 
 // Cancelling run's context stops the daemon like SIGTERM (for embedding
 // and tests).
 func TestDaemonStopsWhenContextIsCancelled(t *testing.T) {
 	dns := newDNSBL(t)
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "rblmilter.toml")
-	sock := filepath.Join(dir, "milter.sock")
-	writeConfig(t, cfg, dns, "unix:"+sock, "")
-	var stdout bytes.Buffer
-	log := newLogWatch()
-	env := testEnv(t, &stdout, nil)
-	env.stderr = log
+	cfg, _ := unixConfig(t, t.TempDir(), dns, "")
+	env, log := watchedEnv(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	exit := make(chan int, 1)
 	go func() { exit <- run(ctx, []string{"-config", cfg}, env) }()
@@ -453,10 +439,7 @@ func TestDaemonStopsWhenContextIsCancelled(t *testing.T) {
 // of its own log format rather than stray unstructured lines.
 func TestBinaryRoutesLibraryLogsThroughItsLogger(t *testing.T) {
 	dns := newDNSBL(t, "192.0.2.1")
-	dir := readableTempDir(t)
-	cfg := filepath.Join(dir, "rblmilter.toml")
-	sock := filepath.Join(dir, "milter.sock")
-	writeConfig(t, cfg, dns, "unix:"+sock, "")
+	cfg, sock := unixConfig(t, readableTempDir(t), dns, "")
 	b := startBinary(t, cfg)
 
 	c, err := net.Dial("unix", sock)

@@ -171,6 +171,23 @@ func (t *table) enum(name, def string, allowed ...string) string {
 	return def
 }
 
+// enumOf reads key name as the word of one of values (def when the key
+// is absent), each value's word being word(value): the type's own words,
+// written once where the type is.
+func enumOf[V comparable](t *table, name string, def V, word func(V) string, values ...V) V {
+	words := make([]string, len(values))
+	for i, v := range values {
+		words[i] = word(v)
+	}
+	w := t.enum(name, word(def), words...)
+	for i, v := range values {
+		if words[i] == w {
+			return v
+		}
+	}
+	return def
+}
+
 // strings reads a list of strings; defined reports whether the key was
 // set at all (so that an explicit empty list can differ from absence).
 // Each element is passed to each, which returns the problem with it.

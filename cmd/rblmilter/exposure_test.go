@@ -4,7 +4,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"syscall"
 	"testing"
 )
@@ -68,10 +67,7 @@ func TestUnixSocketModeAndGroup(t *testing.T) {
 	} {
 		t.Run(tc.extra, func(t *testing.T) {
 			dns := newDNSBL(t)
-			dir := t.TempDir()
-			cfg := filepath.Join(dir, "rblmilter.toml")
-			sock := filepath.Join(dir, "milter.sock")
-			writeConfig(t, cfg, dns, "unix:"+sock, tc.extra)
+			cfg, sock := unixConfig(t, t.TempDir(), dns, tc.extra)
 			d := startInProcess(t, cfg, sock)
 			fi, err := os.Stat(sock)
 			if err != nil {

@@ -141,20 +141,18 @@ func TestDaemonUnderDNSFaults(t *testing.T) {
 		want[fault.outcome] += perFault
 	}
 	// Lookups cut short by the timeout are counted when they end.
-	deadline := time.Now().Add(waitTimeout)
-	for outcome, n := range want {
-		series := fmt.Sprintf(`rblmilter_lookups_total{check="ip",list=%q,outcome=%q}`, testZone, outcome)
-		for {
-			_, page := testutil.Get(t, nil, metrics+"/metrics")
-			got := metricValue(page, series)
-			if got == n {
-				break
+	err := testutil.Poll(waitTimeout, 10*time.Millisecond, func() error {
+		_, page := testutil.Get(t, nil, metrics+"/metrics")
+		for outcome, n := range want {
+			series := fmt.Sprintf(`rblmilter_lookups_total{check="ip",list=%q,outcome=%q}`, testZone, outcome)
+			if got := metricValue(page, series); got != n {
+				return fmt.Errorf("%s = %v, want %v", series, got, n)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s = %v, want %v", series, got, n)
-			}
-			time.Sleep(10 * time.Millisecond) // polling a counter
 		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	if code, body := testutil.Get(t, nil, metrics+"/readyz"); code != 200 {
 		t.Errorf("/readyz after the faults: %d %s", code, body)

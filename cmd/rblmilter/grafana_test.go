@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rblmilter/rblmilter/internal/testutil"
 	"github.com/rblmilter/rblmilter/rbl"
 	"github.com/rblmilter/rblmilter/rbl/rbltest"
 )
@@ -172,18 +171,7 @@ listen = "127.0.0.1:0"
 	}
 
 	// The first probe round runs beside the milter: wait for it.
-	var body string
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		_, body = testutil.Get(t, nil, metrics+"/metrics")
-		if strings.Contains(body, "rblmilter_health_probes_total{") && strings.Contains(body, "rblmilter_list_health_transitions_total{") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no probe round within %v:\n%s", waitTimeout, body)
-		}
-		<-time.After(20 * time.Millisecond)
-	}
+	_, body := waitPage(t, metrics+"/metrics", nil, "rblmilter_health_probes_total{", "rblmilter_list_health_transitions_total{")
 	exposed := map[string]bool{}
 	for line := range strings.SplitSeq(body, "\n") {
 		if line == "" || line[0] == '#' {

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	gomilter "github.com/emersion/go-milter"
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,7 +28,7 @@ func serveTestEntries(srv *rbltest.Server, zone string) {
 }
 
 // healthConfig writes a config with three lists on d's server: bl.test
-// (listing 192.0.2.1), sick.test and quiet.test (monitor = false).
+// (listing what d lists), sick.test and quiet.test (monitor = false).
 func healthConfig(t *testing.T, d *dnsbl, listen, extra string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "rblmilter.toml")
@@ -117,26 +116,13 @@ func TestDaemonListHealth(t *testing.T) {
 	dm := startInProcess(t, cfg, sock)
 	metrics := "http://" + dm.log.addr(t, "metrics listening")
 
-	readyz := func() string {
-		code, body := testutil.Get(t, nil, metrics+"/readyz")
-		if code != 200 {
-			t.Fatalf("/readyz: %d %q", code, body)
-		}
-		return body
-	}
 	waitBody := func(what string, parts ...string) string {
 		t.Helper()
-		deadline := time.Now().Add(waitTimeout)
-		for {
-			body := readyz()
-			if testutil.ContainsAll(body, parts...) {
-				return body
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("/readyz never showed %s (%q):\n%s\nlog:\n%s", what, parts, body, dm.log)
-			}
-			<-time.After(20 * time.Millisecond)
+		code, body := waitPage(t, metrics+"/readyz", dm.log, parts...)
+		if code != 200 {
+			t.Fatalf("/readyz at %s: %d %q", what, code, body)
 		}
+		return body
 	}
 	body := waitBody("the first round", `list "bl.test": healthy`, `list "sick.test": healthy`)
 	if !strings.HasPrefix(body, "ready\n") || !strings.Contains(body, `list "quiet.test": unmonitored`) {

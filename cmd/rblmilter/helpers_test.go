@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -194,6 +194,50 @@ func (d *dnsbl) list(ip string, opts ...rbltest.Option) {
 
 func (d *dnsbl) queryName(ip string) string { return rbl.QueryName(mustAddr(ip), testZone) }
 
+// errNotYet is what a polled condition says until it holds.
+var errNotYet = errors.New("not yet")
+
+// waitPage polls url until its body holds every one of parts and returns
+// the status and body; the failure shows the last body and, when given,
+// the log.
+func waitPage(t *testing.T, url string, log fmt.Stringer, parts ...string) (int, string) {
+	t.Helper()
+	var code int
+	var body string
+	err := testutil.Poll(waitTimeout, 20*time.Millisecond, func() error {
+		if code, body = testutil.Get(t, nil, url); testutil.ContainsAll(body, parts...) {
+			return nil
+		}
+		return errNotYet
+	})
+	if err != nil {
+		more := ""
+		if log != nil {
+			more = "\nlog:\n" + log.String()
+		}
+		t.Fatalf("%s never showed %q within %v:\n%s%s", url, parts, waitTimeout, body, more)
+	}
+	return code, body
+}
+
+// watchedEnv is a testEnv whose stderr, the daemon's log, the test
+// watches.
+func watchedEnv(t *testing.T) (environment, *logWatch) {
+	log := newLogWatch()
+	env := testEnv(t, new(bytes.Buffer), nil)
+	env.stderr = log
+	return env, log
+}
+
+// unixConfig writes dir/rblmilter.toml for the fake DNSBL, listening on
+// dir/milter.sock (extra as for writeConfig), and returns both paths.
+func unixConfig(t *testing.T, dir string, d *dnsbl, extra string) (cfg, sock string) {
+	t.Helper()
+	cfg, sock = filepath.Join(dir, "rblmilter.toml"), filepath.Join(dir, "milter.sock")
+	writeConfig(t, cfg, d, "unix:"+sock, extra)
+	return cfg, sock
+}
+
 // writeConfig writes a config for the fake DNSBL; extra is appended at
 // the top level (before any table).
 func writeConfig(t *testing.T, path string, d *dnsbl, listen, extra string) {
@@ -251,16 +295,17 @@ func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
 // in-flight session.
 func waitRefused(t *testing.T, network, addr string) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for time.Now().Before(deadline) {
+	err := testutil.Poll(waitTimeout, testutil.Interval, func() error {
 		c, err := net.DialTimeout(network, addr, time.Second)
 		if err != nil {
-			return
+			return nil
 		}
 		c.Close()
-		runtime.Gosched()
+		return errNotYet
+	})
+	if err != nil {
+		t.Fatalf("%s %s still accepts connections", network, addr)
 	}
-	t.Fatalf("%s %s still accepts connections", network, addr)
 }
 
 // lineScanner copies r into w line by line (the daemon's stderr).

@@ -23,13 +23,8 @@ func tagThreshold(t *table, threshold int) int {
 // cannot work with stage = "connect": the decision is then taken before
 // the client can have authenticated.
 func listSessions(t *table, stage milter.Stage) rbl.Sessions {
-	var s rbl.Sessions
-	switch t.enum("sessions", "unauthenticated", "unauthenticated", "authenticated", "all") {
-	case "authenticated":
-		s = rbl.SessionsAuthenticated
-	case "all":
-		s = rbl.SessionsAll
-	}
+	s := enumOf(t, "sessions", rbl.SessionsUnauthenticated, rbl.Sessions.String,
+		rbl.SessionsUnauthenticated, rbl.SessionsAuthenticated, rbl.SessionsAll)
 	if s == rbl.SessionsAuthenticated && stage == milter.StageConnect {
 		t.p.addf(t.keyPath("sessions"), `"authenticated" needs stage = "rcpt": with stage = "connect" the decision is taken when the client connects, before it can authenticate (SMTP AUTH comes after EHLO), so the list would never count`)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/netip"
 	"path/filepath"
 	"sync"
@@ -11,6 +12,7 @@ import (
 
 	gomilter "github.com/emersion/go-milter"
 
+	"github.com/rblmilter/rblmilter/internal/testutil"
 	"github.com/rblmilter/rblmilter/rbl/rbltest"
 )
 
@@ -94,12 +96,14 @@ func startLoad(sock string, workers int, listed func(i int) bool) *loadGen {
 // waitSessions blocks until n sessions have finished.
 func (g *loadGen) waitSessions(t *testing.T, n int64) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for g.n.Load() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d load sessions in %v", g.n.Load(), n, waitTimeout)
+	err := testutil.Poll(waitTimeout, time.Millisecond, func() error {
+		if done := g.n.Load(); done < n {
+			return fmt.Errorf("only %d of %d load sessions in %v", done, n, waitTimeout)
 		}
-		time.Sleep(time.Millisecond) // polling a counter, not waiting for an event
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -127,10 +131,7 @@ func TestBinarySIGTERMUnderLoad(t *testing.T) {
 		held = append(held, ip)
 		d.list(ip, rbltest.Hold(release))
 	}
-	dir := readableTempDir(t)
-	cfg := filepath.Join(dir, "rblmilter.toml")
-	sock := filepath.Join(dir, "milter.sock")
-	writeConfig(t, cfg, d, "unix:"+sock, "timeout = \"30s\"\ndrain_timeout = \"30s\"\nskip = []")
+	cfg, sock := unixConfig(t, readableTempDir(t), d, "timeout = \"30s\"\ndrain_timeout = \"30s\"\nskip = []")
 	b := startBinary(t, cfg)
 
 	heldResults := make(chan sessionResult, len(held))
@@ -236,10 +237,7 @@ func TestBinarySIGHUPUnderLoad(t *testing.T) {
 	if rejected == 0 || accepted == 0 {
 		t.Errorf("listed clients: %d rejected, %d accepted: the load did not run under both configs", rejected, accepted)
 	}
-	b.signal(t, syscall.SIGTERM)
-	if code := b.wait(t); code != 0 {
-		t.Errorf("exit %d", code)
-	}
+	b.stop(t)
 	if n := b.log.count("level=ERROR"); n != 0 {
 		t.Errorf("%d error lines:\n%s", n, b.log)
 	}

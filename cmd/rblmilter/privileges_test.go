@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"os/user"
@@ -135,15 +134,9 @@ func TestDaemonDropsRootByDefault(t *testing.T) {
 	} {
 		t.Run(tc.extra, func(t *testing.T) {
 			dns := newDNSBL(t)
-			dir := t.TempDir()
-			cfg := filepath.Join(dir, "rblmilter.toml")
-			sock := filepath.Join(dir, "milter.sock")
-			writeConfig(t, cfg, dns, "unix:"+sock, tc.extra)
+			cfg, _ := unixConfig(t, t.TempDir(), dns, tc.extra)
 			id := newFakeIdentity(0)
-			log := newLogWatch()
-			var stdout bytes.Buffer
-			env := testEnv(t, &stdout, nil)
-			env.stderr = log
+			env, log := watchedEnv(t)
 			env.identity = id
 			env.lookupUser = func(string) error { return nil }
 			stop := make(chan os.Signal, 1)
@@ -211,10 +204,8 @@ func TestBinaryAsRootRunsAsNobodyByDefault(t *testing.T) {
 		t.Skip("no user nobody")
 	}
 	dns := newDNSBL(t, "192.0.2.1")
-	dir := t.TempDir() // mode 0700: nobody cannot read the config
-	cfg := filepath.Join(dir, "rblmilter.toml")
-	sock := filepath.Join(dir, "milter.sock")
-	writeConfig(t, cfg, dns, "unix:"+sock, "")
+	// The temp dir's mode is 0700: nobody cannot read the config.
+	cfg, sock := unixConfig(t, t.TempDir(), dns, "")
 	b := startBinary(t, cfg)
 	if uid, gid := procIDs(t, b.cmd.Process.Pid); uid != "65534 65534 65534 65534" || gid != "65534 65534 65534 65534" {
 		t.Errorf("Uid %q Gid %q, want all 65534 (nobody/nogroup)", uid, gid)
@@ -224,10 +215,7 @@ func TestBinaryAsRootRunsAsNobodyByDefault(t *testing.T) {
 	if act := connectAs(t, "unix", sock, "192.0.2.1"); !isReject(act) {
 		t.Errorf("as nobody, a listed client: %+v", act)
 	}
-	b.signal(t, syscall.SIGTERM)
-	if code := b.wait(t); code != 0 {
-		t.Errorf("exit %d", code)
-	}
+	b.stop(t)
 }
 
 // user = "root" is the explicit way to keep root.
@@ -236,19 +224,13 @@ func TestBinaryUserRootKeepsRoot(t *testing.T) {
 		t.Skip("needs root")
 	}
 	dns := newDNSBL(t)
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "rblmilter.toml")
-	sock := filepath.Join(dir, "milter.sock")
-	writeConfig(t, cfg, dns, "unix:"+sock, `user = "root"`)
+	cfg, _ := unixConfig(t, t.TempDir(), dns, `user = "root"`)
 	b := startBinary(t, cfg)
 	if uid, _ := procIDs(t, b.cmd.Process.Pid); uid != "0 0 0 0" {
 		t.Errorf("Uid %q, want root", uid)
 	}
 	b.log.wait(t, "level=WARN", "running as root")
-	b.signal(t, syscall.SIGTERM)
-	if code := b.wait(t); code != 0 {
-		t.Errorf("exit %d", code)
-	}
+	b.stop(t)
 }
 
 // The first-screen command: root runs rblmilter with no config at all on
@@ -295,8 +277,5 @@ func TestBinaryFirstScreenAsRoot(t *testing.T) {
 		t.Errorf("loopback client: %+v", act)
 	}
 	b.log.wait(t, "msg=decision", "ip=127.0.0.1", "decision=skip")
-	b.signal(t, syscall.SIGTERM)
-	if code := b.wait(t); code != 0 {
-		t.Errorf("exit %d:\n%s", code, b.log)
-	}
+	b.stop(t)
 }
