@@ -68,7 +68,7 @@ func startDNS(t testing.TB, zones ...zoneConfig) (*dnsBench, string) {
 
 // serveDNS serves b on 127.0.0.1:0 until the test ends and returns its
 // address.
-func serveDNS(t *testing.T, b *dnsBench) string {
+func serveDNS(t testing.TB, b *dnsBench) string {
 	t.Helper()
 	addr, cancel, done := runDNS(t, b)
 	t.Cleanup(func() {
@@ -82,7 +82,7 @@ func serveDNS(t *testing.T, b *dnsBench) string {
 
 // runDNS serves b on 127.0.0.1:0 and returns its address; cancel stops
 // it, and done then gets what serve returned.
-func runDNS(t *testing.T, b *dnsBench) (addr string, cancel context.CancelFunc, done <-chan error) {
+func runDNS(t testing.TB, b *dnsBench) (addr string, cancel context.CancelFunc, done <-chan error) {
 	t.Helper()
 	pc, ln, err := listenDNS("127.0.0.1:0")
 	if err != nil {
