@@ -32,6 +32,13 @@ type ResolverConfig struct {
 	// UDPSize is the EDNS0 buffer size announced; 0 means 1232, the size
 	// that avoids IP fragmentation.
 	UDPSize uint16
+	// Retransmit is how long a UDP query waits for its answer before it
+	// is sent again, on the same socket (so that an answer to either copy
+	// counts), each wait twice the one before, until the attempt's time is
+	// up. 0 means 800ms; a negative value never sends a query twice. A
+	// lost packet then costs this wait instead of the whole attempt, which
+	// at the connect stage is the client's whole lookup budget.
+	Retransmit time.Duration
 }
 
 // DNSResolver is the Resolver used in production, built on
@@ -41,12 +48,19 @@ type ResolverConfig struct {
 type DNSResolver struct {
 	servers        []string
 	attemptTimeout time.Duration
+	retransmit     time.Duration
 	udpSize        uint16
 	udp, tcp       dns.Client
 }
 
 // defaultAttemptTimeout bounds an attempt whose context has no deadline.
 const defaultAttemptTimeout = 5 * time.Second
+
+// defaultRetransmit is ResolverConfig.Retransmit's default: well above a
+// local resolver's answer time, even for a recursion it has to do, and
+// small beside the default lookup budget (DefaultTimeout), which leaves
+// room for two more copies.
+const defaultRetransmit = 800 * time.Millisecond
 
 // NewResolver returns a resolver that asks cfg.Servers.
 func NewResolver(cfg ResolverConfig) (*DNSResolver, error) {
@@ -55,6 +69,7 @@ func NewResolver(cfg ResolverConfig) (*DNSResolver, error) {
 	}
 	r := &DNSResolver{
 		attemptTimeout: cfg.AttemptTimeout,
+		retransmit:     cfg.Retransmit,
 		udpSize:        cfg.UDPSize,
 		// Every attempt runs under a context deadline (attemptContext);
 		// the long client timeout keeps miekg/dns's 2 s default from
@@ -64,6 +79,9 @@ func NewResolver(cfg ResolverConfig) (*DNSResolver, error) {
 	}
 	if r.udpSize == 0 {
 		r.udpSize = 1232
+	}
+	if r.retransmit == 0 {
+		r.retransmit = defaultRetransmit
 	}
 	if r.udpSize < dns.MinMsgSize {
 		return nil, fmt.Errorf("resolver: UDP size %d is below the DNS minimum %d", cfg.UDPSize, dns.MinMsgSize)
@@ -202,7 +220,7 @@ func (r *DNSResolver) exchange(ctx context.Context, fqdn string, qtype uint16, s
 	m.SetQuestion(fqdn, qtype)
 	m.RecursionDesired = true
 	m.SetEdns0(r.udpSize, false)
-	resp, err := r.exchangeOver(ctx, &r.udp, m, server)
+	resp, err := r.exchangeUDP(ctx, m, server)
 	if err == nil && resp.Truncated {
 		m.Id = dns.Id()
 		resp, err = r.exchangeOver(ctx, &r.tcp, m, server)
@@ -220,6 +238,83 @@ func (r *DNSResolver) exchange(ctx context.Context, fqdn string, qtype uint16, s
 		return nil, &QueryError{Server: server, Rcode: resp.Rcode}
 	}
 	return resp, nil
+}
+
+// exchangeUDP sends m from a fresh UDP socket (its own random source port)
+// and waits for the answer until ctx ends, sending m again on the same
+// socket when r.retransmit and then each doubled wait pass without one.
+// As miekg/dns's own exchange does, it skips answers with another ID.
+func (r *DNSResolver) exchangeUDP(ctx context.Context, m *dns.Msg, server string) (*dns.Msg, error) {
+	conn, err := r.udp.DialContext(ctx, server)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	// The context's end unblocks a read; a deadline set below never
+	// replaces it, as each is set only after checking ctx.
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	conn.UDPSize = r.udpSize
+	end, ok := ctx.Deadline()
+	if !ok {
+		end = time.Now().Add(defaultAttemptTimeout)
+	}
+	wait := r.retransmit
+	for {
+		if err := conn.WriteMsg(m); err != nil {
+			return nil, ctxErrOr(ctx, err)
+		}
+		readBy := end
+		if wait > 0 {
+			if t := time.Now().Add(wait); t.Before(end) {
+				readBy = t
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		_ = conn.SetReadDeadline(readBy)
+		if err := ctx.Err(); err != nil {
+			// ctx ended between the check and the deadline: AfterFunc's
+			// deadline may have been overwritten.
+			return nil, err
+		}
+		resp, err := readAnswer(conn, m.Id)
+		if err == nil {
+			return resp, nil
+		}
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, ctxErr
+		}
+		var nerr net.Error
+		if readBy.Before(end) && errors.As(err, &nerr) && nerr.Timeout() {
+			wait *= 2
+			continue
+		}
+		return nil, err
+	}
+}
+
+// readAnswer reads from conn until an answer with ID id comes, or an
+// error (a read deadline among them).
+func readAnswer(conn *dns.Conn, id uint16) (*dns.Msg, error) {
+	for {
+		resp, err := conn.ReadMsg()
+		if err != nil {
+			return nil, err
+		}
+		if resp.Id == id {
+			return resp, nil
+		}
+	}
+}
+
+// ctxErrOr is ctx's error once it has ended, else err.
+func ctxErrOr(ctx context.Context, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return ctxErr
+	}
+	return err
 }
 
 // exchangeOver sends m over a fresh connection that is unblocked as soon as

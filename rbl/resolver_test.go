@@ -224,3 +224,34 @@ func TestServersFromResolvConf(t *testing.T) {
 		t.Errorf("missing: %v", err)
 	}
 }
+
+func TestResolverRetransmitsALostQuery(t *testing.T) {
+	// The first copy of every query is lost; the second is answered.
+	const name = "2.0.0.127.bl.test"
+	srv := rbltest.NewServer(t)
+	srv.Set(name, rbltest.A("127.0.0.2"), rbltest.Alternate(rbltest.Silent()))
+	r := newTestResolver(t, ResolverConfig{Servers: []string{srv.Addr()}, Retransmit: 50 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m, err := r.Query(ctx, name, dns.TypeA)
+	if err != nil || !slices.Equal(aRecords(m), []string{"127.0.0.2"}) {
+		t.Fatalf("got %v, %v; want the answer to the copy sent again", m, err)
+	}
+	// Under load a third copy may go out before the second's answer.
+	if n := srv.Queries(name); n < 2 {
+		t.Errorf("%d queries, want the lost one sent again", n)
+	}
+}
+
+func TestResolverWithoutRetransmitWaitsOutTheLoss(t *testing.T) {
+	const name = "2.0.0.127.bl.test"
+	srv := rbltest.NewServer(t)
+	srv.Set(name, rbltest.A("127.0.0.2"), rbltest.Alternate(rbltest.Silent()))
+	r := newTestResolver(t, ResolverConfig{Servers: []string{srv.Addr()}, Retransmit: -1})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := r.Query(ctx, name, dns.TypeA)
+	if !errors.Is(err, ErrTimeout) || srv.Queries(name) != 1 {
+		t.Errorf("err %v after %d queries; want a timeout after one", err, srv.Queries(name))
+	}
+}
