@@ -126,8 +126,10 @@
 // EDNS0 (1232 bytes), retries over TCP when an answer is truncated, checks
 // that the answer's ID and question match, and moves to the next server on
 // timeout, SERVFAIL, REFUSED or a mismatch; the context deadline is split
-// among the servers not yet tried. Any other Resolver implementation can be
-// plugged in.
+// among the servers not yet tried. A UDP query without an answer is sent
+// again on the same socket after ResolverConfig.Retransmit, then after
+// twice as long, while the server's share of the time lasts. Any other
+// Resolver implementation can be plugged in.
 //
 // Cache (hashicorp/golang-lru/v2) is bounded (Size), keeps positive answers
 // for their TTL and NXDOMAIN/NODATA for the RFC 2308 negative TTL (min of SOA
