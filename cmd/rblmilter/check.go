@@ -441,7 +441,8 @@ func (l *lateResults) reset() {
 }
 
 // lookups returns a domain list's name lookups, in the order of the checks
-// and as asked; nil for an IP list.
+// and, within a check, the name before its registered domain (the order
+// they are asked in; they end in any order); nil for an IP list.
 func (l *lateResults) lookups(list *rbl.List) []rbl.Result {
 	if list.Type != rbl.DomainList {
 		return nil
@@ -449,7 +450,13 @@ func (l *lateResults) lookups(list *rbl.List) []rbl.Result {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	out := slices.Clone(l.byList[list])
-	slices.SortStableFunc(out, func(a, b rbl.Result) int { return int(a.Check) - int(b.Check) })
+	slices.SortStableFunc(out, func(a, b rbl.Result) int {
+		if a.Check != b.Check {
+			return int(a.Check) - int(b.Check)
+		}
+		// A registered domain is a suffix of the name it came from.
+		return len(b.Name) - len(a.Name)
+	})
 	return out
 }
 
