@@ -250,8 +250,9 @@ func (r *DNSResolver) exchangeUDP(ctx context.Context, m *dns.Msg, server string
 		return nil, err
 	}
 	defer conn.Close()
-	// The context's end unblocks a read; a deadline set below never
-	// replaces it, as each is set only after checking ctx.
+	// The context's end unblocks a read (miekg/dns only honours
+	// deadlines); a read deadline set below could replace that, so ctx is
+	// checked after setting one.
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	conn.UDPSize = r.udpSize
@@ -270,28 +271,20 @@ func (r *DNSResolver) exchangeUDP(ctx context.Context, m *dns.Msg, server string
 				readBy = t
 			}
 		}
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
 		_ = conn.SetReadDeadline(readBy)
 		if err := ctx.Err(); err != nil {
-			// ctx ended between the check and the deadline: AfterFunc's
-			// deadline may have been overwritten.
 			return nil, err
 		}
 		resp, err := readAnswer(conn, m.Id)
 		if err == nil {
 			return resp, nil
 		}
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, ctxErr
-		}
 		var nerr net.Error
-		if readBy.Before(end) && errors.As(err, &nerr) && nerr.Timeout() {
+		if readBy.Before(end) && errors.As(err, &nerr) && nerr.Timeout() && ctx.Err() == nil {
 			wait *= 2
 			continue
 		}
-		return nil, err
+		return nil, ctxErrOr(ctx, err)
 	}
 }
 
@@ -329,10 +322,7 @@ func (r *DNSResolver) exchangeOver(ctx context.Context, c *dns.Client, m *dns.Ms
 	defer stop()
 	resp, _, err := c.ExchangeWithConnContext(ctx, m, conn)
 	if err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, ctxErr
-		}
-		return nil, err
+		return nil, ctxErrOr(ctx, err)
 	}
 	if resp.Id != m.Id {
 		return nil, dns.ErrId
