@@ -22,6 +22,7 @@ type NameError struct {
 	Reason string
 }
 
+// Error quotes the name and says why it was not asked.
 func (e *NameError) Error() string { return strconv.Quote(e.Name) + ": " + e.Reason }
 
 // maxShownName bounds the part of a rejected name that errors and logs

@@ -85,6 +85,7 @@ type SyntaxError struct {
 	Detail string
 }
 
+// Error names the input and what is wrong with it.
 func (e *SyntaxError) Error() string {
 	return fmt.Sprintf("bad %s %q: %s", e.What, e.Input, e.Detail)
 }

@@ -176,6 +176,7 @@ type LookupError struct {
 	msg     string
 }
 
+// Error names the list and the failure.
 func (e *LookupError) Error() string { return e.List + ": " + e.msg }
 
 // Is lets errors.Is(err, ErrTimeout) find timeouts.

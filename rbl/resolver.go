@@ -140,6 +140,7 @@ type QueryError struct {
 	Err error
 }
 
+// Error names the server and what went wrong, never the query name.
 func (e *QueryError) Error() string {
 	switch {
 	case e.Timeout:

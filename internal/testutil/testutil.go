@@ -65,6 +65,7 @@ type Buffer struct {
 	b  bytes.Buffer
 }
 
+// Write appends p under the lock.
 func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
