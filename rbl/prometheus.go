@@ -108,7 +108,7 @@ func NewMetrics(reg prometheus.Registerer, cache *Cache, budget *Budget) (*Metri
 		collectors = append(collectors, newCacheCollector(cache))
 	}
 	if budget != nil {
-		collectors = append(collectors, budgetCollector{budget})
+		collectors = append(collectors, newBudgetCollector(budget))
 	}
 	for _, c := range collectors {
 		if err := reg.Register(c); err != nil {
@@ -325,35 +325,40 @@ func (h *healthMetrics) setState(list string, state HealthState) {
 	}
 }
 
-// The budget's series, read at scrape time.
-var (
-	budgetSentDesc = prometheus.NewDesc("rblmilter_list_daily_queries",
-		"DNS queries the list's query zone sent in the last 24 hours (client lookups after the cache and de-duplication, TXT queries and health probes), the count daily_queries limits.",
-		[]string{"list"}, nil)
-	budgetLimitDesc = prometheus.NewDesc("rblmilter_list_daily_queries_limit",
-		"The list's daily_queries: queries its zone may send in any 24 hours (0: no limit). At the limit the list is not asked (lookup outcome over_budget).",
-		[]string{"list"}, nil)
-)
-
 // budgetCollector reads a Budget's counts at scrape time, so that sending
 // a query costs no metric update.
-type budgetCollector struct{ b *Budget }
+type budgetCollector struct {
+	b           *Budget
+	sent, limit *prometheus.Desc
+}
+
+func newBudgetCollector(b *Budget) *budgetCollector {
+	return &budgetCollector{
+		b: b,
+		sent: prometheus.NewDesc("rblmilter_list_daily_queries",
+			"DNS queries the list's query zone sent in the last 24 hours (client lookups after the cache and de-duplication, TXT queries and health probes), the count daily_queries limits.",
+			[]string{"list"}, nil),
+		limit: prometheus.NewDesc("rblmilter_list_daily_queries_limit",
+			"The list's daily_queries: queries its zone may send in any 24 hours (0: no limit). At the limit the list is not asked (lookup outcome over_budget).",
+			[]string{"list"}, nil),
+	}
+}
 
 // Describe sends the descriptors.
-func (c budgetCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- budgetSentDesc
-	ch <- budgetLimitDesc
+func (c *budgetCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.sent
+	ch <- c.limit
 }
 
 // Collect sends each configured list's count and limit; entries sharing a
 // query zone show the zone's numbers.
-func (c budgetCollector) Collect(ch chan<- prometheus.Metric) {
+func (c *budgetCollector) Collect(ch chan<- prometheus.Metric) {
 	now := c.b.now()
 	for _, z := range *c.b.zones.Load() {
 		names, u := c.b.snapshot(z, now)
 		for _, name := range names {
-			ch <- prometheus.MustNewConstMetric(budgetSentDesc, prometheus.GaugeValue, float64(u.Sent), name)
-			ch <- prometheus.MustNewConstMetric(budgetLimitDesc, prometheus.GaugeValue, float64(u.Limit), name)
+			ch <- prometheus.MustNewConstMetric(c.sent, prometheus.GaugeValue, float64(u.Sent), name)
+			ch <- prometheus.MustNewConstMetric(c.limit, prometheus.GaugeValue, float64(u.Limit), name)
 		}
 	}
 }
