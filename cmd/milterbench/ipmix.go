@@ -42,11 +42,13 @@ func parseNets(flag, s string) ([]netip.Prefix, error) {
 // points are always listed (127.0.0.2 and ::FFFF:7F00:2), so health checks
 // of a DNSBL client pass against the bench server.
 func isListed(addr netip.Addr, listed []netip.Prefix) bool {
-	if addr == testPoint4 || addr == testPoint6 {
-		return true
-	}
-	for _, p := range listed {
-		if p.Contains(addr) {
+	return addr == testPoint4 || addr == testPoint6 || inNets(addr, listed)
+}
+
+// inNets reports whether ip lies in one of nets.
+func inNets(ip netip.Addr, nets []netip.Prefix) bool {
+	for _, p := range nets {
+		if p.Contains(ip) {
 			return true
 		}
 	}

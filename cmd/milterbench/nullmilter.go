@@ -29,21 +29,13 @@ type nullMilter struct {
 func (m nullMilter) Connect(_ string, _ string, _ uint16, addr net.IP, _ *milter.Modifier) (milter.Response, error) {
 	m.connects.Add(1)
 	if len(m.refuse) > 0 {
-		if ip, ok := netip.AddrFromSlice(addr); ok && inNets(ip.Unmap(), m.refuse) {
-			return milter.NewResponseStr(byte(milter.ActReplyCode), "554 5.7.1 Service unavailable; client ["+ip.Unmap().String()+"] refused by milterbench null"), nil
+		if ip, ok := netip.AddrFromSlice(addr); ok {
+			if ip = ip.Unmap(); inNets(ip, m.refuse) {
+				return milter.NewResponseStr(byte(milter.ActReplyCode), "554 5.7.1 Service unavailable; client ["+ip.String()+"] refused by milterbench null"), nil
+			}
 		}
 	}
 	return m.verdict, nil
-}
-
-// inNets reports whether ip lies in one of nets.
-func inNets(ip netip.Addr, nets []netip.Prefix) bool {
-	for _, p := range nets {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
 }
 
 // parseVerdict maps the -verdict flag to a response.
