@@ -16,6 +16,8 @@
 #   R-unix  a null milter that refuses the listed clients at connect with
 #           a 554 reply, without any lookup (milterbench null -refuse), on
 #           a unix socket: the floor of any refusing milter
+#   R       the same on an inet socket (127.0.0.1): the floor A is
+#           measured against
 #   A0, A0-unix  A and A-unix served by another rblmilter binary
 #           (BENCH_BASELINE): before and after a change, in the same run
 #
@@ -54,7 +56,7 @@
 #             warm pool): rblmilter's CPU profile, allocations per session
 #             (from its Go runtime counters) and, for every milter, system
 #             calls per session (strace -c), into $BENCH_DIR/profile
-#   -only     configurations to run (default D,A,A-unix,C,B,B1,N,R-unix; quick:
+#   -only     configurations to run (default D,A,A-unix,C,B,B1,N,R,R-unix; quick:
 #             without B1)
 #   -setups   DNS setups to run (default near,far,cache)
 #   -hold     set up (near DNS) and keep everything running, without any
@@ -108,8 +110,8 @@ if [ -n "$BASELINE" ] && [ ! -x "$BASELINE" ]; then
 	exit 2
 fi
 if [ -z "$ONLY" ]; then
-	ONLY="D,A,A-unix,C,B,B1,N,R-unix"
-	[ "$QUICK" = 1 ] && ONLY="D,A,A-unix,C,B,N,R-unix"
+	ONLY="D,A,A-unix,C,B,B1,N,R,R-unix"
+	[ "$QUICK" = 1 ] && ONLY="D,A,A-unix,C,B,N,R,R-unix"
 	[ -n "$BASELINE" ] && ONLY+=",A0,A0-unix"
 fi
 
@@ -244,6 +246,7 @@ RBL_SOCK=$OUT/sock/rblmilter.sock
 RBL0_SOCK=$OUT/sock/rblmilter-baseline.sock
 NULL_INET=127.0.0.1:8892
 NULLR_SOCK=$OUT/sock/null-refuse.sock
+NULLR_INET=127.0.0.1:8895
 # What milterbench smtp sends as listed clients, and both zones list.
 LISTED_NETS=198.18.0.0/16,2001:2:0:1::/64
 mkdir -p "$OUT/sock"
@@ -297,6 +300,8 @@ filters_start() {
 	rm -f "$NULLR_SOCK"
 	start null-refuse "${NSX[@]}" "$MB" null -listen "unix:$NULLR_SOCK" -refuse "$LISTED_NETS"
 	FILTER_PID[null-refuse]=$STARTED
+	start null-refuse-inet "${NSX[@]}" "$MB" null -listen "inet:$NULLR_INET" -refuse "$LISTED_NETS"
+	FILTER_PID[null-refuse-inet]=$STARTED
 	for name in "${!RBL_BIN[@]}"; do
 		start "$name" "${NSX[@]}" "${RBL_BIN[$name]}" -config "$OUT/$name.toml"
 		FILTER_PID[$name]=$STARTED
@@ -306,14 +311,15 @@ filters_start() {
 	done
 	await "the null milter did not start" "$OUT/null.log" 10 grep -q "answering" "$OUT/null.log"
 	await "the refusing null milter did not start" "$OUT/null-refuse.log" 10 grep -q "answering" "$OUT/null-refuse.log"
+	await "the refusing null milter (inet) did not start" "$OUT/null-refuse-inet.log" 10 grep -q "answering" "$OUT/null-refuse-inet.log"
 	# Postfix's smtpd (user postfix) must be able to connect.
 	chmod 666 "$NULLR_SOCK"
 }
 
 #### Postfix ####
 # Listener ports, one per configuration.
-declare -A PORT=([D]=2525 [A]=2526 [A-unix]=2527 [C]=2528 [N]=2529 [B]=2530 [B1]=2531 [A0]=2532 [A0-unix]=2533 [R-unix]=2534)
-declare -A FILTER=([A]=rblmilter-inet [A-unix]=rblmilter-unix [N]=null [A0]=baseline-inet [A0-unix]=baseline-unix [R-unix]=null-refuse)
+declare -A PORT=([D]=2525 [A]=2526 [A-unix]=2527 [C]=2528 [N]=2529 [B]=2530 [B1]=2531 [A0]=2532 [A0-unix]=2533 [R-unix]=2534 [R]=2535)
+declare -A FILTER=([A]=rblmilter-inet [A-unix]=rblmilter-unix [N]=null [A0]=baseline-inet [A0-unix]=baseline-unix [R-unix]=null-refuse [R]=null-refuse-inet)
 mkdir -p "$PF/conf" "$PF/queue" "$PF/data"
 chown postfix:postfix "$PF/data"
 # The milter settings of contrib/postfix/main.cf, as shipped, with the
@@ -360,6 +366,7 @@ bench_milters_baseline_inet = ${contrib_milters//inet:127.0.0.1:8890/inet:127.0.
 bench_milters_baseline_unix = ${contrib_milters//inet:127.0.0.1:8890/unix:$RBL0_SOCK}
 bench_milters_null = ${contrib_milters//inet:127.0.0.1:8890/inet:$NULL_INET}
 bench_milters_refuse = ${contrib_milters//inet:127.0.0.1:8890/unix:$NULLR_SOCK}
+bench_milters_refuse_inet = ${contrib_milters//inet:127.0.0.1:8890/inet:$NULLR_INET}
 bench_rbl_restrictions = permit_mynetworks, reject_unauth_destination, reject_rbl_client bl.test, reject_rbl_client bl2.test
 postscreen_dnsbl_sites = bl.test, bl2.test
 postscreen_dnsbl_action = enforce
@@ -377,6 +384,8 @@ ${PORT[N]}      inet  n       -       n       -       -       smtpd
   -o smtpd_milters=\$bench_milters_null
 ${PORT[R-unix]} inet  n       -       n       -       -       smtpd
   -o smtpd_milters=\$bench_milters_refuse
+${PORT[R]}      inet  n       -       n       -       -       smtpd
+  -o smtpd_milters=\$bench_milters_refuse_inet
 ${PORT[A0]}     inet  n       -       n       -       -       smtpd
   -o smtpd_milters=\$bench_milters_baseline_inet
 ${PORT[A0-unix]} inet n       -       n       -       -       smtpd
@@ -601,9 +610,9 @@ fi
 # configs_in SETUP prints the configurations the setup runs.
 configs_in() {
 	local c
-	for c in D A A-unix A0 A0-unix C B B1 N R-unix; do
+	for c in D A A-unix A0 A0-unix C B B1 N R R-unix; do
 		want "$c" || continue
-		case $1 in far | cache) case $c in B | B1 | N | R-unix) continue ;; esac ;; esac
+		case $1 in far | cache) case $c in B | B1 | N | R | R-unix) continue ;; esac ;; esac
 		echo "$c"
 	done
 }
@@ -623,7 +632,7 @@ for setup in near far cache; do
 		# between them; in the cache setup, unbound is, so there all
 		# configurations draw from one sequence. Postscreen's cache
 		# outlives the round, so its sequence never starts over.
-		for c in D A A-unix A0 A0-unix C N R-unix shared; do OFFSET[$c]=$POOL; done
+		for c in D A A-unix A0 A0-unix C N R R-unix shared; do OFFSET[$c]=$POOL; done
 		SHARED_OFFSETS=0
 		[ "$setup" = cache ] && SHARED_OFFSETS=1
 		# Rotate the order every round, so that a drifting load on the
@@ -722,16 +731,25 @@ med() {
 	for r in $(seq 1 "$ROUNDS_OF"); do vals+=("$(field "$1" "$2" "$3" "$4" "$r" "$5")"); done
 	median "${vals[@]}"
 }
-# ratio SETUP CONC KIND JQ CONFIG-A CONFIG-B: median of the per-round
-# ratios A/B.
-ratio() {
-	local vals=() r a b
+# ratios SETUP CONC KIND JQ CONFIG-A CONFIG-B: the per-round ratios A/B.
+ratios() {
+	local r a b
 	for r in $(seq 1 "$ROUNDS_OF"); do
 		a=$(field "$1" "$5" "$2" "$3" "$r" "$4")
 		b=$(field "$1" "$6" "$2" "$3" "$r" "$4")
-		vals+=("$(calc "if $a == null or $b == null or $b == 0 then null else $a / $b end")")
+		calc "if $a == null or $b == null or $b == 0 then null else $a / $b end"
 	done
-	median "${vals[@]}"
+}
+# ratio ...: their median, and their range (the round-to-round noise).
+ratio() {
+	local vals m
+	mapfile -t vals < <(ratios "$@")
+	m=$(median "${vals[@]}")
+	if [ "$m" = null ]; then
+		echo -
+		return
+	fi
+	echo "$(fmt "$m") (rounds $(fmt "$(printf '%s\n' "${vals[@]}" | jq -s 'map(select(. != null)) | min')")–$(fmt "$(printf '%s\n' "${vals[@]}" | jq -s 'map(select(. != null)) | max')"))"
 }
 CPU1000='(.cpu // {} | [.[].cpu_s_per_1000_sessions] | add)'
 FILTERCPU='(.cpu.filter.cpu_s_per_1000_sessions // null)'
@@ -777,11 +795,15 @@ for setup in near far cache; do
 	} >>"$SUMMARY"
 	pair() { # LABEL CONC KIND JQ X Y
 		if want "$5" && want "$6"; then
-			echo "- $1: $(fmt "$(ratio "$setup" "$2" "$3" "$4" "$5" "$6")")" >>"$SUMMARY"
+			echo "- $1: $(ratio "$setup" "$2" "$3" "$4" "$5" "$6")" >>"$SUMMARY"
 		fi
 	}
 	pair "CPU per session, Postfix + rblmilter inet / Postfix + reject_rbl_client, c=20 cold" 20 cold "$CPU1000" A C
 	pair "the same, warm" 20 warm "$CPU1000" A C
+	pair "CPU per session, Postfix + a refusing null milter inet (no lookups) / Postfix + reject_rbl_client, c=20 cold" 20 cold "$CPU1000" R C
+	pair "the same, warm" 20 warm "$CPU1000" R C
+	pair "CPU per session, Postfix + rblmilter inet / Postfix + the refusing null milter inet, c=20 cold" 20 cold "$CPU1000" A R
+	pair "the same, warm" 20 warm "$CPU1000" A R
 	pair "CPU per session, Postfix + rblmilter unix / Postfix + reject_rbl_client, c=20 cold" 20 cold "$CPU1000" A-unix C
 	pair "the same, warm" 20 warm "$CPU1000" A-unix C
 	pair "sessions/s rblmilter unix / reject_rbl_client, c=20 cold" 20 cold .sessions_per_s A-unix C
