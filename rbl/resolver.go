@@ -200,13 +200,20 @@ func contextError(server string, err error) error {
 	return &QueryError{Server: server, Rcode: -1, Timeout: errors.Is(err, context.DeadlineExceeded), Err: err}
 }
 
-// attemptContext gives one server its share of the time left.
+// attemptContext gives one server its share of the time left. A share
+// that is all of it (the last server, without AttemptTimeout) is ctx
+// itself: a second timer for the same deadline would only cost a cold
+// query its allocations.
 func (r *DNSResolver) attemptContext(ctx context.Context, serversLeft int) (context.Context, context.CancelFunc) {
 	timeout := r.attemptTimeout
 	if deadline, ok := ctx.Deadline(); ok {
-		share := time.Until(deadline) / time.Duration(serversLeft)
+		left := time.Until(deadline)
+		share := left / time.Duration(serversLeft)
 		if timeout == 0 || share < timeout {
 			timeout = share
+		}
+		if timeout >= left {
+			return ctx, func() {}
 		}
 	} else if timeout == 0 {
 		timeout = defaultAttemptTimeout
