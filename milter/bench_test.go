@@ -1,6 +1,8 @@
 package milter
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -11,6 +13,7 @@ import (
 	gomilter "github.com/emersion/go-milter"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rblmilter/rblmilter/internal/testutil"
 	"github.com/rblmilter/rblmilter/rbl"
 	"github.com/rblmilter/rblmilter/rbl/rbltest"
 )
@@ -119,26 +122,27 @@ var mailMacros = &gomilter.Modifier{Macros: map[string]string{}}
 // the answers fetched in the background after an early decision to land
 // in it too, and checks the session's last reply.
 func (bs *benchServer) warm(b *testing.B, ip netip.Addr, want byte) {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	var v rbl.Verdict
+	err := testutil.Poll(testutil.Timeout, time.Millisecond, func() error {
 		if got := bs.session(b, ip); got != want {
 			b.Fatalf("%s: reply code %q, want %q", ip, got, want)
 		}
 		s := bs.checker.Start(ip)
 		s.Ask(rbl.CheckHelo, benchHelo)
 		s.Ask(rbl.CheckSender, benchSender)
-		v := s.Peek(0)
-		cached := !v.Early
+		v = s.Peek(0)
+		if v.Early {
+			return errors.New("an early verdict")
+		}
 		for _, r := range v.Results {
-			cached = cached && r.Cached
+			if !r.Cached {
+				return fmt.Errorf("%s not cached", r.List)
+			}
 		}
-		if cached {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("%s: answers not cached: %+v", ip, v)
-		}
-		time.Sleep(time.Millisecond) // polling interval, not a wait for an event
+		return nil
+	})
+	if err != nil {
+		b.Fatalf("%s: answers not cached: %v: %+v", ip, err, v)
 	}
 }
 
