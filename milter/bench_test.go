@@ -73,7 +73,7 @@ func newBenchServer(b *testing.B, domains bool) *benchServer {
 		b.Fatal(err)
 	}
 	p := basePolicy()
-	checker, err := rbl.NewChecker(rbl.Config{Lists: lists, FetchTXT: p.NeedsTXT()},
+	checker, err := rbl.NewChecker(rbl.Config{Lists: lists},
 		rbl.Options{Resolver: res, Cache: cache, Observer: obs})
 	if err != nil {
 		b.Fatal(err)

@@ -32,7 +32,7 @@ func domainServer(t *testing.T, p Policy, checks rbl.CheckSet) (*testServer, *rb
 	if err != nil {
 		t.Fatal(err)
 	}
-	checker, err := rbl.NewChecker(rbl.Config{Lists: lists, Threshold: 3, FetchTXT: p.NeedsTXT()}, rbl.Options{Resolver: res, Cache: cache})
+	checker, err := rbl.NewChecker(rbl.Config{Lists: lists, Threshold: 3}, rbl.Options{Resolver: res, Cache: cache})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ func TestEndToEndWithRealEngine(t *testing.T) {
 	}
 	list.Key = "secretkey"
 	p := basePolicy()
-	checker := realChecker(t, []string{dnsSrv.Addr()}, rbl.Config{Lists: []rbl.List{list}, Threshold: 3, FetchTXT: p.NeedsTXT()})
+	checker := realChecker(t, []string{dnsSrv.Addr()}, rbl.Config{Lists: []rbl.List{list}, Threshold: 3})
 	ts := startServer(t, p, checker)
 
 	for _, tc := range []struct {
@@ -65,6 +65,47 @@ func TestEndToEndWithRealEngine(t *testing.T) {
 	}
 	if strings.Contains(ts.logs.String(), "secretkey") {
 		t.Errorf("the DQS key leaked into the log:\n%s", ts.logs.String())
+	}
+}
+
+// A refusal shows one list's text, so only that list is asked for its
+// TXT record, when the reply is written; the other listing list is asked
+// for its A record alone. Without {txt} in the reply no TXT is asked.
+func TestReplyAsksForTheTXTItShowsOnly(t *testing.T) {
+	dnsSrv := rbltest.NewServer(t)
+	ip := netip.MustParseAddr("192.0.2.30")
+	var lists []rbl.List
+	for _, zone := range []string{"one.test", "two.test"} {
+		dnsSrv.Set(rbl.QueryName(ip, zone), rbltest.A("127.0.0.2"), rbltest.TXT("listed by "+zone))
+		l, err := rbl.ParseSite(zone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lists = append(lists, l)
+	}
+	// Threshold 2: the refusal waits for both answers, and both count.
+	ts := startServer(t, basePolicy(), realChecker(t, []string{dnsSrv.Addr()}, rbl.Config{Lists: lists, Threshold: 2}))
+	act := connect(t, mta(t, ts.addr), gomilter.FamilyInet, ip.String())
+	want := "5.7.1 Service unavailable; Client host [192.0.2.30] blocked using one.test, two.test; listed by one.test"
+	if act.Code != gomilter.ActReplyCode || act.SMTPText != want {
+		t.Fatalf("got %+v, want 554 %q", act, want)
+	}
+	if one, two := dnsSrv.Queries(rbl.QueryName(ip, "one.test")), dnsSrv.Queries(rbl.QueryName(ip, "two.test")); one != 2 || two != 1 {
+		t.Errorf("queries: one.test %d (want A and TXT: 2), two.test %d (want A alone: 1)", one, two)
+	}
+
+	p := basePolicy()
+	p.Reply = "554 5.7.1 blocked using {list}"
+	other := netip.MustParseAddr("192.0.2.31")
+	for _, zone := range []string{"one.test", "two.test"} {
+		dnsSrv.Set(rbl.QueryName(other, zone), rbltest.A("127.0.0.2"), rbltest.TXT("listed by "+zone))
+	}
+	ts = startServer(t, p, realChecker(t, []string{dnsSrv.Addr()}, rbl.Config{Lists: lists, Threshold: 2}))
+	if act := connect(t, mta(t, ts.addr), gomilter.FamilyInet, other.String()); act.Code != gomilter.ActReplyCode || act.SMTPText != "5.7.1 blocked using one.test, two.test" {
+		t.Fatalf("without {txt}: got %+v", act)
+	}
+	if one, two := dnsSrv.Queries(rbl.QueryName(other, "one.test")), dnsSrv.Queries(rbl.QueryName(other, "two.test")); one != 1 || two != 1 {
+		t.Errorf("without {txt}: queries one.test %d, two.test %d, want one A each", one, two)
 	}
 }
 

@@ -30,6 +30,9 @@ type Lookups interface {
 	// is known (rbl.Session.Authenticated).
 	Authenticated(yes bool)
 	Verdict(ctx context.Context, open rbl.CheckSet) rbl.Verdict
+	// TXT returns a listed result's TXT record, fetching it if need be,
+	// for a reply that shows it (rbl.Session.TXT).
+	TXT(ctx context.Context, r *rbl.Result) string
 	Peek(open rbl.CheckSet) rbl.Verdict
 	Settled(open rbl.CheckSet) bool
 }

@@ -161,14 +161,16 @@ func listTemplate(v *rbl.Verdict, replies []ListReply, global string) (string, i
 // counted (or, for a tempfail, the lists that failed), the first code, the
 // first TXT record and the first listed name among them, those of entry
 // lead first when it is not -1 (the entry whose own template is used).
-func fieldsFromVerdict(v *rbl.Verdict, lead int) replyFields {
+// txt gives a result's TXT record; it is asked about one result after
+// another only until one has a text.
+func fieldsFromVerdict(v *rbl.Verdict, lead int, txt func(*rbl.Result) string) replyFields {
 	f := replyFields{ip: v.IP, score: v.Score}
 	if lead >= 0 {
 		r := &v.Results[lead]
 		if len(r.Codes) > 0 {
 			f.code = r.Codes[0].String()
 		}
-		f.txt = r.TXT
+		f.txt = txt(r)
 		if v.Decision != rbl.Tempfail {
 			f.name = r.Name
 		}
@@ -184,7 +186,7 @@ func fieldsFromVerdict(v *rbl.Verdict, lead int) replyFields {
 			f.code = r.Codes[0].String()
 		}
 		if f.txt == "" {
-			f.txt = r.TXT
+			f.txt = txt(r)
 		}
 		if f.name == "" && v.Decision != rbl.Tempfail {
 			f.name = r.Name
@@ -196,6 +198,9 @@ func fieldsFromVerdict(v *rbl.Verdict, lead int) replyFields {
 	}
 	return f
 }
+
+// fetchedTXT is a result's TXT record as its lookup fetched it, if it did.
+func fetchedTXT(r *rbl.Result) string { return r.TXT }
 
 func dedupe(names []string) []string {
 	out := names[:0]

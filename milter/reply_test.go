@@ -138,9 +138,24 @@ func TestListTemplateFirstCountedEntryWithItsOwnWins(t *testing.T) {
 	if tmpl != "554 5.7.1 xbl" || lead != 2 {
 		t.Errorf("got %q from %d, want xbl's", tmpl, lead)
 	}
-	if f := fieldsFromVerdict(&v, lead); f.code != "127.0.0.4" || f.txt != "xbl says" || f.list != "sbl.example, xbl.example" {
+	var asked []string
+	txt := func(r *rbl.Result) string {
+		asked = append(asked, r.List.Zone)
+		return r.TXT
+	}
+	if f := fieldsFromVerdict(&v, lead, txt); f.code != "127.0.0.4" || f.txt != "xbl says" || f.list != "sbl.example, xbl.example" {
 		t.Errorf("fields %+v: want xbl's code and TXT, and every counted list", f)
 	}
+	if !slices.Equal(asked, []string{"xbl.example"}) {
+		t.Errorf("TXT records asked for %q, want xbl's alone (its text is the reply's)", asked)
+	}
+	// Without a text of its own, the lead's is the first counted list's
+	// that has one, asked for in configuration order.
+	v.Results[2].TXT, asked = "", nil
+	if f := fieldsFromVerdict(&v, lead, txt); f.txt != "sbl says" || !slices.Equal(asked, []string{"xbl.example", "sbl.example"}) {
+		t.Errorf("text %q, asked for %q: want sbl's, after xbl's", f.txt, asked)
+	}
+	v.Results[2].TXT = "xbl says"
 
 	v.Results[0] = rbl.Result{List: pbl, Outcome: rbl.Listed, Weight: 1, Codes: codes("127.0.0.10")}
 	if tmpl, lead := listTemplate(&v, replies, DefaultReply); tmpl != replies[0].Reply || lead != 0 {

@@ -100,6 +100,9 @@ func (l *fakeLookups) Peek(open rbl.CheckSet) rbl.Verdict {
 
 func (l *fakeLookups) Settled(rbl.CheckSet) bool { return true }
 
+// TXT is the canned verdict's text: the fake's results come with it.
+func (l *fakeLookups) TXT(_ context.Context, r *rbl.Result) string { return r.TXT }
+
 func (f *fakeChecker) askedFor() []netip.Addr {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -54,20 +54,6 @@ type session struct {
 
 var _ gomilter.Milter = (*session)(nil)
 
-// NeedsTXT reports whether the reply templates show TXT records, so the
-// engine fetches them only then (rbl.Config.FetchTXT).
-func (p Policy) NeedsTXT() bool {
-	if usesTXT(withDefault(p.Reply, DefaultReply)) || usesTXT(p.TempfailReply) {
-		return true
-	}
-	for _, r := range p.ListReplies {
-		if usesTXT(r.Reply) || usesTXT(r.TempfailReply) {
-			return true
-		}
-	}
-	return false
-}
-
 func (s *session) Connect(host string, family string, port uint16, addr net.IP, m *gomilter.Modifier) (gomilter.Response, error) {
 	p := &s.gen.policy
 	ip, ok := clientAddr(addr, m.Macros, host)
@@ -94,7 +80,7 @@ func (s *session) Connect(host string, family string, port uint16, addr net.IP, 
 		s.decided = outcome{result: class}
 		s.out = &s.decided
 		s.logDecision(s.out, atConnect)
-		return s.respond(s.out, true), nil
+		return s.respond(nil, s.out, true), nil
 	}
 	s.lookups = s.gen.checker.Start(ip)
 	if s.gen.plan.clientNames {
@@ -167,10 +153,11 @@ func clientNames(host string, macros map[string]string) (verified, ptr string) {
 func (s *session) decide(st smtpStage, wait bool) gomilter.Response {
 	pl := &s.gen.plan
 	var v rbl.Verdict
+	var b *budget
 	if wait {
-		ctx := newBudget(s.srv.lifetime, s.gen.policy.Timeout)
-		v = s.lookups.Verdict(ctx, pl.open(st))
-		ctx.release()
+		b = newBudget(s.srv.lifetime, s.gen.policy.Timeout)
+		defer b.release()
+		v = s.lookups.Verdict(b, pl.open(st))
 	} else {
 		v = s.lookups.Peek(pl.open(st))
 	}
@@ -182,7 +169,7 @@ func (s *session) decide(st smtpStage, wait bool) gomilter.Response {
 	s.out = &s.decided
 	s.logDecision(s.out, st)
 	final := st < atMail || s.lookups.Settled(pl.lasting(st))
-	return s.respond(s.out, final)
+	return s.respond(b, s.out, final)
 }
 
 // await returns the decision at RCPT TO, waiting for every lookup.
@@ -196,17 +183,19 @@ func (s *session) await() *outcome {
 // respond turns an outcome into the milter reply: a refusal, or, for a
 // client that is let through, ACCEPT when final (nothing can change the
 // decision any more: the MTA drops the milter for the rest of the session)
-// and CONTINUE otherwise.
-func (s *session) respond(o *outcome, final bool) gomilter.Response {
+// and CONTINUE otherwise. b is the budget of the decision, which a TXT
+// record the refusal shows may use what is left of; nil gives it a budget
+// of its own.
+func (s *session) respond(b *budget, o *outcome, final bool) gomilter.Response {
 	p := &s.gen.policy
 	switch {
 	case o.listed():
 		switch p.Action {
 		case ActionReject:
-			return s.reply(p.Reply, o, false)
+			return s.reply(b, p.Reply, o, false)
 		case ActionTempfail:
 			// Like Postfix's soft_bounce: the listing reply, as a 4xx.
-			return s.reply(p.Reply, o, true)
+			return s.reply(b, p.Reply, o, true)
 		case ActionTag:
 			// The header is added at end of message.
 			return gomilter.RespContinue
@@ -215,7 +204,7 @@ func (s *session) respond(o *outcome, final bool) gomilter.Response {
 		// A list with on_error = tempfail failed; tag and log modes
 		// promise never to refuse, so only reject/tempfail honour it.
 		if p.Action == ActionReject || p.Action == ActionTempfail {
-			return s.reply(p.TempfailReply, o, false)
+			return s.reply(b, p.TempfailReply, o, false)
 		}
 	}
 	if p.Stage == StageRcpt || !final || o.stamped(p) {
@@ -228,13 +217,25 @@ func (s *session) respond(o *outcome, final bool) gomilter.Response {
 
 // reply renders the refusal: the template of the first counted list
 // entry that has its own, else global; soft turns it into its 4xx form.
-func (s *session) reply(global string, o *outcome, soft bool) gomilter.Response {
+// The TXT record a template shows is fetched now, within budget b (nil:
+// the policy's timeout from now), not with the answers: the decision
+// never waits for a text, and the lists whose text is not shown are not
+// asked for one.
+func (s *session) reply(b *budget, global string, o *outcome, soft bool) gomilter.Response {
 	tmpl := global
 	f := replyFields{ip: s.ip, name: s.ip.String(), list: "local block list"}
 	if o.verdict != nil {
 		var lead int
 		tmpl, lead = listTemplate(o.verdict, s.gen.policy.ListReplies, global)
-		f = fieldsFromVerdict(o.verdict, lead)
+		txt := fetchedTXT
+		if usesTXT(tmpl) && s.lookups != nil {
+			if b == nil {
+				b = newBudget(s.srv.lifetime, s.gen.policy.Timeout)
+				defer b.release()
+			}
+			txt = func(r *rbl.Result) string { return s.lookups.TXT(b, r) }
+		}
+		f = fieldsFromVerdict(o.verdict, lead, txt)
 	}
 	if soft {
 		tmpl = softBounce(tmpl)
@@ -302,7 +303,7 @@ func (s *session) RcptTo(rcpt string, _ *gomilter.Modifier) (gomilter.Response, 
 			return gomilter.RespContinue, nil
 		}
 	}
-	return s.respond(o, false), nil
+	return s.respond(nil, o, false), nil
 }
 
 // isExempt matches a recipient against exempt_recipients: a bare local

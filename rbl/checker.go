@@ -289,23 +289,6 @@ func (c *Checker) Check(ctx context.Context, ip netip.Addr) Verdict {
 // SMTP stages these need.
 func (c *Checker) Checks() CheckSet { return c.checks }
 
-// needTXT reports whether the TXT record must be fetched for this answer:
-// only when asked for, and only when some active entry counts it as listed
-// (with a negative weight, for FetchAllowlistTXT).
-func (c *Checker) needTXT(g *group, active uint64, a *answer) bool {
-	if !c.cfg.FetchTXT && !c.cfg.FetchAllowlistTXT || a.kind != answerRecords {
-		return false
-	}
-	for _, li := range g.lists {
-		if active&c.entries[li].bit != 0 {
-			if out, w := c.cfg.Lists[li].classify(a.codes); out == Listed && (c.cfg.FetchTXT || w < 0) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // goLookup runs fn in the background, unless the Checker is closed.
 func (c *Checker) goLookup(fn func()) bool {
 	c.mu.Lock()
@@ -363,13 +346,6 @@ func (c *Checker) resolve(g *group, ip netip.Addr) answer {
 		func(a *answer) { c.cache.put(g.zoneID, ip, a) })
 }
 
-// resolveTXT fetches the TXT record of a listed client.
-func (c *Checker) resolveTXT(g *group, ip netip.Addr) string {
-	return c.queryTXT(g, QueryName(ip, g.zone),
-		func() (string, bool) { return c.cache.getTXT(g.zoneID, ip) },
-		func(txt string, ttl time.Duration) { c.cache.putTXT(g.zoneID, ip, txt, ttl) })
-}
-
 // query asks DNS for the A records of name, a query name of group g, once
 // for every concurrent lookup of it. peek and put reach the name's place
 // in the cache; they are called only when there is a cache. Health hears
@@ -418,44 +394,4 @@ func (c *Checker) query(g *group, name string, peek func() (cacheEntry, bool), p
 		return &a, nil
 	})
 	return *v.(*answer)
-}
-
-// queryTXT fetches the TXT record of name, a query name of group g that is
-// listed; failures just leave the text empty. get and put reach its place
-// in the cache, as for query.
-func (c *Checker) queryTXT(g *group, name string, get func() (string, bool), put func(string, time.Duration)) string {
-	v, _, _ := c.flights.Do(name+" TXT", func() (any, error) {
-		if c.cache != nil {
-			if txt, ok := get(); ok {
-				return txt, nil
-			}
-		}
-		if !c.budget.take(g.zone) {
-			// The text only decorates the reply.
-			return "", nil
-		}
-		ctx, cancel := context.WithTimeout(c.bg, g.timeout)
-		defer cancel()
-		if c.obs != nil {
-			c.obs.QuerySent(g.name, dns.TypeTXT)
-		}
-		m, err := c.resolver.Query(ctx, name, dns.TypeTXT)
-		if err != nil {
-			// Remember the failure as an empty text (for min_ttl):
-			// otherwise every check of this listed client would wait
-			// for a TXT query that keeps failing, and the text only
-			// decorates the reply.
-			if c.cache != nil && c.bg.Err() == nil {
-				put("", 0)
-			}
-			return "", nil
-		}
-		txt, ttl := txtFromMsg(m)
-		txt = scrubKey(txt, g.key)
-		if c.cache != nil {
-			put(txt, ttl)
-		}
-		return txt, nil
-	})
-	return v.(string)
 }

@@ -23,7 +23,10 @@ type Config struct {
 	// Timeout is the per-list timeout of lists without their own; 0
 	// means DefaultTimeout.
 	Timeout time.Duration
-	// FetchTXT asks for the TXT record of listed answers.
+	// FetchTXT fetches the TXT record of every listed answer with it, for
+	// a report of every list's text (rblmilter check). Without it a
+	// verdict's Results have no TXT, and Session.TXT fetches the one a
+	// reply shows when it is written.
 	FetchTXT bool
 	// FetchAllowlistTXT asks for the TXT record of answers that an entry
 	// counts with a negative weight (an allowlist), for reports like RFC

@@ -30,6 +30,12 @@
 //	// v.Decision, v.Score, v.Early, v.Duration; per list v.Results[i]:
 //	// List, Outcome, Codes, TXT, Err
 //
+// FetchTXT fetches the TXT record of every listing with its A answer. A
+// milter that shows one list's text in its reply leaves it off and asks
+// Session.TXT for that one when it writes the reply: one TXT query per
+// refusal instead of one per listing list, and no decision waits for a
+// text.
+//
 // The package example (Example in example_test.go) is a complete, runnable
 // version with an in-memory resolver; go test ./rbl/ runs it and checks its
 // output. ExampleNewResolver shows the resolver for production. Every syntax

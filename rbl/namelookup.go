@@ -480,10 +480,3 @@ func (c *Checker) resolveName(g *group, key keyName, name string) answer {
 		func() (cacheEntry, bool) { return c.cache.peekName(key) },
 		func(a *answer) { c.cache.putName(key, a) })
 }
-
-// resolveNameTXT fetches the TXT record of a listed name.
-func (c *Checker) resolveNameTXT(g *group, key keyName, name string) string {
-	return c.queryTXT(g, name+"."+g.zone,
-		func() (string, bool) { return c.cache.getNameTXT(key) },
-		func(txt string, ttl time.Duration) { c.cache.putNameTXT(key, txt, ttl) })
-}

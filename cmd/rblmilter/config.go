@@ -186,7 +186,6 @@ func parseConfig(data []byte, env parseEnv) (*daemonConfig, error) {
 		// ListReplies lines up with the engine's entries, sites first.
 		cfg.Policy.ListReplies = append(make([]milter.ListReply, len(siteLists)), replies...)
 	}
-	cfg.Engine.FetchTXT = cfg.Policy.NeedsTXT()
 	cfg.Engine.FetchAllowlistTXT = cfg.Policy.ResultsHeader
 	cacheTable := root.sub("cache")
 	logTable := root.sub("log")

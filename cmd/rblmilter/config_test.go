@@ -189,7 +189,7 @@ func TestMinimalConfigGetsDefaults(t *testing.T) {
 		t.Errorf("resolvers = %q, want %q", cfg.Resolvers, want)
 	}
 	e := cfg.Engine
-	if e.Threshold != rbl.DefaultThreshold || e.AllowlistThreshold != 0 || e.Timeout != milter.DefaultTimeout || !e.FetchTXT {
+	if e.Threshold != rbl.DefaultThreshold || e.AllowlistThreshold != 0 || e.Timeout != milter.DefaultTimeout || e.FetchTXT {
 		t.Errorf("engine = %+v", e)
 	}
 	if len(e.Lists) != 1 || e.Lists[0].Zone != "zen.spamhaus.org" || len(e.Lists[0].Filters) != 1 {
@@ -233,7 +233,7 @@ func TestFullConfig(t *testing.T) {
 		t.Errorf("resolvers = %q, want %q", cfg.Resolvers, want)
 	}
 	e := cfg.Engine
-	if e.Threshold != 3 || e.AllowlistThreshold != -2 || e.TagThreshold != 1 || e.Timeout != 3*time.Second || !e.FetchTXT || !e.FetchAllowlistTXT {
+	if e.Threshold != 3 || e.AllowlistThreshold != -2 || e.TagThreshold != 1 || e.Timeout != 3*time.Second || e.FetchTXT || !e.FetchAllowlistTXT {
 		t.Errorf("engine = %+v", e)
 	}
 	if len(e.Lists) != 6 {
@@ -345,17 +345,14 @@ func TestCacheSizeZeroSwitchesCacheOff(t *testing.T) {
 	}
 }
 
-func TestFetchTXTOnlyWhenAReplyUsesIt(t *testing.T) {
+// The daemon's engine never fetches TXT records with the A answers: the
+// milter fetches the one a reply shows when it writes the reply.
+func TestDaemonFetchesNoTXTWithTheAnswers(t *testing.T) {
 	cfg := mustParse(t, `sites = ["bl.example"]
-reply = "554 5.7.1 listed on {list}"`)
-	if cfg.Engine.FetchTXT {
-		t.Error("FetchTXT on, but no template has {txt}")
-	}
-	cfg = mustParse(t, `sites = ["bl.example"]
-reply = "554 5.7.1 listed on {list}"
+reply = "554 5.7.1 listed on {list}: {txt}"
 tempfail_reply = "451 4.7.1 {txt}"`)
-	if !cfg.Engine.FetchTXT {
-		t.Error("FetchTXT off, but tempfail_reply has {txt}")
+	if cfg.Engine.FetchTXT {
+		t.Error("FetchTXT on: every listing list's TXT record is fetched, though a reply shows one")
 	}
 }
 
