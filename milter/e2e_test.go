@@ -107,6 +107,30 @@ func TestReplyAsksForTheTXTItShowsOnly(t *testing.T) {
 	if one, two := dnsSrv.Queries(rbl.QueryName(other, "one.test")), dnsSrv.Queries(rbl.QueryName(other, "two.test")); one != 1 || two != 1 {
 		t.Errorf("without {txt}: queries one.test %d, two.test %d, want one A each", one, two)
 	}
+
+	// At the rcpt stage every RCPT TO is refused with the same text, which
+	// is asked for once (this engine has no cache).
+	p = basePolicy()
+	p.Stage = StageRcpt
+	third := netip.MustParseAddr("192.0.2.32")
+	for _, zone := range []string{"one.test", "two.test"} {
+		dnsSrv.Set(rbl.QueryName(third, zone), rbltest.A("127.0.0.2"), rbltest.TXT("listed by "+zone))
+	}
+	ts = startServer(t, p, realChecker(t, []string{dnsSrv.Addr()}, rbl.Config{Lists: lists, Threshold: 2}))
+	s := mta(t, ts.addr)
+	connect(t, s, gomilter.FamilyInet, third.String())
+	if act, err := s.Mail("<sender@example.net>", nil); err != nil || act.Code != gomilter.ActContinue {
+		t.Fatalf("MAIL: %+v %v", act, err)
+	}
+	for _, rcpt := range []string{"<a@example.com>", "<b@example.com>", "<c@example.com>"} {
+		act, err := s.Rcpt(rcpt, nil)
+		if err != nil || act.Code != gomilter.ActReplyCode || !strings.HasSuffix(act.SMTPText, "; listed by one.test") {
+			t.Fatalf("RCPT %s: %+v %v", rcpt, act, err)
+		}
+	}
+	if one := dnsSrv.Queries(rbl.QueryName(third, "one.test")); one != 2 {
+		t.Errorf("rcpt stage: %d queries for one.test, want 2 (A, and TXT once for three refusals)", one)
+	}
 }
 
 // TestDNSFailureFailsOpen: every way DNS can fail ends in ACCEPT within

@@ -50,6 +50,18 @@ type session struct {
 	authservID string
 	// forged finds the incoming copies of the headers rblmilter writes.
 	forged forgeries
+	// texts are the TXT records fetched for the replies so far, so that a
+	// refusal written again (at every RCPT TO) asks for none of them
+	// again, with the cache off too; textBuf is room for the common case.
+	texts   []shownText
+	textBuf [2]shownText
+}
+
+// shownText is a TXT record fetched for a reply: the text of list's
+// listing of name ("" for an IP list).
+type shownText struct {
+	list      *rbl.List
+	name, txt string
 }
 
 var _ gomilter.Milter = (*session)(nil)
@@ -233,7 +245,7 @@ func (s *session) reply(b *budget, global string, o *outcome, soft bool) gomilte
 				b = newBudget(s.srv.lifetime, s.gen.policy.Timeout)
 				defer b.release()
 			}
-			txt = func(r *rbl.Result) string { return s.lookups.TXT(b, r) }
+			txt = func(r *rbl.Result) string { return s.shownTXT(b, r) }
 		}
 		f = fieldsFromVerdict(o.verdict, lead, txt)
 	}
@@ -241,6 +253,25 @@ func (s *session) reply(b *budget, global string, o *outcome, soft bool) gomilte
 		tmpl = softBounce(tmpl)
 	}
 	return gomilter.NewResponseStr(byte(gomilter.ActReplyCode), renderReply(tmpl, f))
+}
+
+// shownTXT returns the TXT record of a result a reply shows: fetched by
+// the lookups (within b) the first time, remembered after that.
+func (s *session) shownTXT(b *budget, r *rbl.Result) string {
+	if r.Outcome != rbl.Listed || r.TXT != "" {
+		return r.TXT
+	}
+	for _, t := range s.texts {
+		if t.list == r.List && t.name == r.Name {
+			return t.txt
+		}
+	}
+	txt := s.lookups.TXT(b, r)
+	if s.texts == nil {
+		s.texts = s.textBuf[:0]
+	}
+	s.texts = append(s.texts, shownText{list: r.List, name: r.Name, txt: txt})
+	return txt
 }
 
 // Helo asks the HELO lists. Their answers are taken at once when they are
