@@ -52,9 +52,8 @@ type session struct {
 	forged forgeries
 	// texts are the TXT records fetched for the replies so far, so that a
 	// refusal written again (at every RCPT TO) asks for none of them
-	// again, with the cache off too; textBuf is room for the common case.
-	texts   []shownText
-	textBuf [2]shownText
+	// again, with the cache off too.
+	texts []shownText
 }
 
 // shownText is a TXT record fetched for a reply: the text of list's
@@ -267,9 +266,6 @@ func (s *session) shownTXT(b *budget, r *rbl.Result) string {
 		}
 	}
 	txt := s.lookups.TXT(b, r)
-	if s.texts == nil {
-		s.texts = s.textBuf[:0]
-	}
 	s.texts = append(s.texts, shownText{list: r.List, name: r.Name, txt: txt})
 	return txt
 }
