@@ -170,6 +170,11 @@ func (s *session) decide(st smtpStage, wait bool) gomilter.Response {
 		defer b.release()
 		v = s.lookups.Verdict(b, pl.open(st))
 	} else {
+		// Most HELOs leave the decision open (a sender is still to
+		// come): Settled says so without building a verdict's results.
+		if !s.lookups.Settled(pl.open(st)) {
+			return gomilter.RespContinue
+		}
 		v = s.lookups.Peek(pl.open(st))
 	}
 	if !v.Settled {

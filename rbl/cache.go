@@ -260,12 +260,18 @@ func (c *Cache) txtEntryOf(txt string, ttl time.Duration) txtEntry {
 
 // nameKey is the key of a normalized name in zone.
 func (c *Cache) nameKey(zone uint32, name string) keyName {
-	k := keyName{zone: zone}
+	return keyName{zone: zone, sum: c.nameSum(name)}
+}
+
+// nameSum is the zone-free part of a name's key, so that a name asked of
+// several zones is hashed once.
+func (c *Cache) nameSum(name string) [16]byte {
+	var sum [16]byte
 	h1, h2 := maphash.String(c.nameSeed[0], name), maphash.String(c.nameSeed[1], name)
 	for i := range 8 {
-		k.sum[i], k.sum[8+i] = byte(h1>>(8*i)), byte(h2>>(8*i))
+		sum[i], sum[8+i] = byte(h1>>(8*i)), byte(h2>>(8*i))
 	}
-	return k
+	return sum
 }
 
 // getName is get for a domain list's name; now is c.clock().

@@ -140,24 +140,21 @@ func checkHostName(n string) string {
 		return "longer than 253 characters"
 	}
 	labels, last := 0, ""
-	for label := range strings.SplitSeq(n, ".") {
+	for rest := n; ; {
+		// IndexByte, not strings.SplitSeq: this runs for every name a
+		// client shows, and a byte search is the cheaper loop.
+		label := rest
+		dot := strings.IndexByte(rest, '.')
+		if dot >= 0 {
+			label, rest = rest[:dot], rest[dot+1:]
+		}
 		labels++
 		last = label
-		switch {
-		case label == "":
-			return "has an empty label"
-		case len(label) > 63:
-			return "has a label longer than 63 characters"
-		case label[0] == '-' || label[len(label)-1] == '-':
-			return "has a label that starts or ends with a hyphen"
-		case len(label) > 4 && label[2] == '-' && label[3] == '-' && label[:2] != "xn":
-			return "has a label with \"--\" in the third and fourth places (reserved for IDNs)"
+		if reason := checkHostLabel(label); reason != "" {
+			return reason
 		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
-				return "has the character " + strconv.QuoteRune(rune(c))
-			}
+		if dot < 0 {
+			break
 		}
 	}
 	switch {
@@ -165,10 +162,42 @@ func checkHostName(n string) string {
 		return "a localhost name"
 	case labels < 2:
 		return "a single label, not a domain"
-	case strings.Trim(last, "0123456789") == "":
+	case isNumber(last):
 		return "its last label is a number: an address, not a name"
 	}
 	return ""
+}
+
+// checkHostLabel returns why a lower-case ASCII label is not one of a host
+// name, or "".
+func checkHostLabel(label string) string {
+	switch {
+	case label == "":
+		return "has an empty label"
+	case len(label) > 63:
+		return "has a label longer than 63 characters"
+	case label[0] == '-' || label[len(label)-1] == '-':
+		return "has a label that starts or ends with a hyphen"
+	case len(label) > 4 && label[2] == '-' && label[3] == '-' && label[:2] != "xn":
+		return "has a label with \"--\" in the third and fourth places (reserved for IDNs)"
+	}
+	for i := 0; i < len(label); i++ {
+		c := label[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return "has the character " + strconv.QuoteRune(rune(c))
+		}
+	}
+	return ""
+}
+
+// isNumber reports whether the non-empty label is all digits.
+func isNumber(label string) bool {
+	for i := 0; i < len(label); i++ {
+		if c := label[i]; c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // registeredDomain returns the registered domain of the normalized name n,

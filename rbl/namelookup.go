@@ -94,15 +94,21 @@ func (s *Session) Ask(check Check, name string) error {
 	s.reported = false
 	s.mark = c.now()
 	var cacheNow uint32
+	var sums [2][16]byte
 	if c.cache != nil && names[0] != "" {
 		cacheNow = c.cache.clock()
+		for k, n := range names {
+			if n != "" {
+				sums[k] = c.cache.nameSum(n)
+			}
+		}
 	}
 	for gi := range c.dgroups {
 		g := &c.dgroups[gi]
 		if !s.asks(gi, check) {
 			continue
 		}
-		for _, n := range names {
+		for k, n := range names {
 			if n == "" {
 				continue
 			}
@@ -110,7 +116,7 @@ func (s *Session) Ask(check Check, name string) error {
 				c.log.Debug("name not asked of a domain list", "check", check.String(), "list", g.name, "reason", nameError(n, tooLongForZone).Error())
 				continue
 			}
-			s.ask(gi, n, check, cacheNow)
+			s.ask(gi, n, sums[k], check, cacheNow)
 		}
 	}
 	if old != ([2]string{}) {
@@ -166,8 +172,9 @@ func (s *Session) find(gi int, name string) int {
 
 // ask looks name up in domain group gi for check: an answer the session
 // has already got serves again, a cached one is taken at once, else DNS is
-// asked in the background. cacheNow is the cache's clock.
-func (s *Session) ask(gi int, name string, check Check, cacheNow uint32) {
+// asked in the background. sum is the name's part of its cache key and
+// cacheNow the cache's clock (both unset without a cache).
+func (s *Session) ask(gi int, name string, sum [16]byte, check Check, cacheNow uint32) {
 	c := s.c
 	s.mu.Lock()
 	if k := s.find(gi, name); k >= 0 {
@@ -195,7 +202,7 @@ func (s *Session) ask(gi int, name string, check Check, cacheNow uint32) {
 	if c.cache != nil {
 		// Under s.mu (the cache never takes it), so that a cached answer
 		// is recorded with the lookup in one step.
-		key = c.cache.nameKey(g.zoneID, name)
+		key = keyName{zone: g.zoneID, sum: sum}
 		if e, ok := c.cache.getName(key, cacheNow); ok {
 			a := e.answer()
 			if c.needTXT(g, active, &a) {

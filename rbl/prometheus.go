@@ -2,8 +2,10 @@ package rbl
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,9 +39,11 @@ type Metrics struct {
 
 	// perList caches each list's children of the vectors: LookupDone runs
 	// for every list on every Check, and WithLabelValues hashes its
-	// labels each time.
-	perListMu sync.RWMutex
-	perList   map[string]*listMetrics
+	// labels each time. The map and its listMetrics are never changed
+	// once stored, only replaced (under perListMu), so that readers take
+	// no lock: every session's every lookup reads it.
+	perListMu sync.Mutex
+	perList   atomic.Pointer[map[string]*listMetrics]
 
 	health healthMetrics
 }
@@ -98,10 +102,10 @@ func NewMetrics(reg prometheus.Registerer, cache *Cache, budget *Budget) (*Metri
 			Name: "rblmilter_list_decisions_total",
 			Help: "Verdicts a list's counted listing took part in, by list and decision (reject, allowlisted, ...): rejects per list.",
 		}, []string{"list", "decision"}),
-		codes:   map[string]map[netip.Addr]string{},
-		perList: map[string]*listMetrics{},
-		health:  newHealthMetrics(),
+		codes:  map[string]map[netip.Addr]string{},
+		health: newHealthMetrics(),
 	}
+	m.perList.Store(&map[string]*listMetrics{})
 	collectors := []prometheus.Collector{m.queries, m.lookups, m.listed, m.lookupTime, m.verdictTime, m.early, m.byList,
 		m.health.state, m.health.transitions, m.health.probes}
 	if cache != nil {
@@ -152,32 +156,33 @@ func (m *Metrics) list(name string, check Check) (*listMetrics, *[NoName + 1]pro
 	if check >= numChecks {
 		check = CheckIP
 	}
-	m.perListMu.RLock()
-	lm := m.perList[name]
-	var byOutcome *[NoName + 1]prometheus.Counter
-	if lm != nil {
-		byOutcome = lm.lookups[check]
-	}
-	m.perListMu.RUnlock()
-	if byOutcome != nil {
-		return lm, byOutcome
+	if lm := (*m.perList.Load())[name]; lm != nil && lm.lookups[check] != nil {
+		return lm, lm.lookups[check]
 	}
 	m.perListMu.Lock()
 	defer m.perListMu.Unlock()
-	if lm = m.perList[name]; lm == nil {
-		lm = &listMetrics{lookupTime: m.lookupTime.WithLabelValues(name)}
-		m.perList[name] = lm
+	old := *m.perList.Load()
+	if lm := old[name]; lm != nil && lm.lookups[check] != nil {
+		return lm, lm.lookups[check]
 	}
-	if byOutcome = lm.lookups[check]; byOutcome == nil {
-		byOutcome = new([NoName + 1]prometheus.Counter)
-		for o := range byOutcome {
-			// Pending is never an end, and NoName is never a lookup.
-			if Outcome(o) != Pending && Outcome(o) != NoName {
-				byOutcome[o] = m.lookups.WithLabelValues(name, check.String(), Outcome(o).String())
-			}
+	lm := &listMetrics{}
+	if prev := old[name]; prev != nil {
+		*lm = *prev
+	} else {
+		lm.lookupTime = m.lookupTime.WithLabelValues(name)
+	}
+	byOutcome := new([NoName + 1]prometheus.Counter)
+	for o := range byOutcome {
+		// Pending is never an end, and NoName is never a lookup.
+		if Outcome(o) != Pending && Outcome(o) != NoName {
+			byOutcome[o] = m.lookups.WithLabelValues(name, check.String(), Outcome(o).String())
 		}
-		lm.lookups[check] = byOutcome
 	}
+	lm.lookups[check] = byOutcome
+	next := make(map[string]*listMetrics, len(old)+1)
+	maps.Copy(next, old)
+	next[name] = lm
+	m.perList.Store(&next)
 	return lm, byOutcome
 }
 

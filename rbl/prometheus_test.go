@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -100,6 +101,41 @@ func TestMetricsCodeLabelIsBounded(t *testing.T) {
 	}
 	mustMetric(t, reg, 2, "rblmilter_listed_total", "list", "wl.test", "check", "ip", "code", "127.0.31.2")
 	mustMetric(t, reg, 2*8+1, "rblmilter_listed_total", "list", "wl.test", "check", "ip", "code", "other")
+}
+
+// The lists' series are made on first use by whichever lookup comes
+// first: concurrent first uses of several lists and checks lose no count.
+func TestMetricsCountConcurrentFirstLookups(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := rbl.NewMetrics(reg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lists := []rbl.List{site(t, "a.test"), site(t, "b.test"), site(t, "c.test")}
+	checks := []rbl.Check{rbl.CheckIP, rbl.CheckHelo, rbl.CheckSender}
+	const rounds = 50
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range rounds {
+				l := &lists[(w+i)%len(lists)]
+				for _, chk := range checks {
+					m.LookupDone(rbl.Result{List: l, Check: chk, Outcome: rbl.NotListed, Cached: true})
+				}
+			}
+		})
+	}
+	wg.Wait()
+	total := 0.0
+	for i := range lists {
+		for _, chk := range checks {
+			got, _ := metric(t, reg, "rblmilter_lookups_total", "list", lists[i].String(), "check", chk.String(), "outcome", "not_listed")
+			total += got
+		}
+	}
+	if want := float64(8 * rounds * len(checks)); total != want {
+		t.Errorf("%v lookups counted, want %v", total, want)
+	}
 }
 
 func TestNewMetricsNeedsRegisterer(t *testing.T) {
