@@ -6,15 +6,20 @@ import (
 	"time"
 )
 
-// budget is a lookup's whole-connection deadline as a context whose timer
-// starts only when someone asks for Done or Err. The engine asks only when
-// it has to wait for DNS; a decision served from the cache never does,
-// and context.WithTimeout would cost every such decision a timer, its
-// allocations and a turn on the Server-wide parent's lock.
-// BenchmarkConnectCacheHit shows the difference; docs/performance.md
-// records it, with the command to measure it again.
+// budget is a lookup's whole-connection deadline as a context whose clock
+// is read and whose timer starts only when someone asks: Deadline reads
+// the clock, Done and Err start the timer too. The engine asks only when
+// it has to wait for DNS, a few microseconds into the stage; a decision
+// served from the cache never does, and context.WithTimeout would cost
+// every such decision a clock reading, a timer, its allocations and a
+// turn on the Server-wide parent's lock. BenchmarkConnectCacheHit shows
+// the difference; docs/performance.md records it, with the command to
+// measure it again.
 type budget struct {
-	parent   context.Context
+	parent  context.Context
+	timeout time.Duration
+
+	clock    sync.Once
 	deadline time.Time
 
 	once   sync.Once
@@ -23,15 +28,26 @@ type budget struct {
 }
 
 func newBudget(parent context.Context, timeout time.Duration) *budget {
-	return &budget{parent: parent, deadline: time.Now().Add(timeout)}
+	return &budget{parent: parent, timeout: timeout}
+}
+
+// fix sets the deadline, timeout from the first time it is asked for.
+func (b *budget) fix() {
+	b.clock.Do(func() { b.deadline = time.Now().Add(b.timeout) })
 }
 
 func (b *budget) start() {
-	b.once.Do(func() { b.ctx, b.cancel = context.WithDeadline(b.parent, b.deadline) })
+	b.once.Do(func() {
+		b.fix()
+		b.ctx, b.cancel = context.WithDeadline(b.parent, b.deadline)
+	})
 }
 
 // Deadline reports the deadline without starting the timer.
-func (b *budget) Deadline() (time.Time, bool) { return b.deadline, true }
+func (b *budget) Deadline() (time.Time, bool) {
+	b.fix()
+	return b.deadline, true
+}
 
 // Done starts the timer.
 func (b *budget) Done() <-chan struct{} {

@@ -12,6 +12,9 @@ type ctxKey struct{}
 func TestBudgetStartsNoTimerUntilAsked(t *testing.T) {
 	parent := context.WithValue(t.Context(), ctxKey{}, "v")
 	b := newBudget(parent, time.Hour)
+	if !b.deadline.IsZero() {
+		t.Error("newBudget read the clock: a decision from the cache never needs it")
+	}
 	if d, ok := b.Deadline(); !ok || time.Until(d) < 59*time.Minute {
 		t.Errorf("Deadline() = %v, %v; want about an hour from now", d, ok)
 	}

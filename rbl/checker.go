@@ -25,10 +25,12 @@ type Checker struct {
 	resolver Resolver
 	cache    *Cache
 	now      func() time.Time
-	log      *slog.Logger
-	obs      Observer
-	health   Health
-	budget   *Budget
+	// realClock: now is time.Now (see since).
+	realClock bool
+	log       *slog.Logger
+	obs       Observer
+	health    Health
+	budget    *Budget
 
 	// groups are the IP lists' query zones, dgroups the domain lists'.
 	groups, dgroups []group
@@ -123,7 +125,7 @@ func NewChecker(cfg Config, opts Options) (*Checker, error) {
 		budget:   opts.Budget,
 	}
 	if c.now == nil {
-		c.now = time.Now
+		c.now, c.realClock = time.Now, true
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -394,4 +396,14 @@ func (c *Checker) query(g *group, name string, peek func() (cacheEntry, bool), p
 		return &a, nil
 	})
 	return *v.(*answer)
+}
+
+// since is the time elapsed since t, read from the monotonic clock alone
+// (time.Since, the cheaper half of time.Now) unless the clock is
+// injected.
+func (c *Checker) since(t time.Time) time.Duration {
+	if c.realClock {
+		return time.Since(t)
+	}
+	return c.now().Sub(t)
 }

@@ -93,16 +93,7 @@ func (s *Session) Ask(check Check, name string) error {
 	s.names[check] = names
 	s.reported = false
 	s.mark = c.now()
-	var cacheNow uint32
-	var sums [2][16]byte
-	if c.cache != nil && names[0] != "" {
-		cacheNow = c.cache.clock()
-		for k, n := range names {
-			if n != "" {
-				sums[k] = c.cache.nameSum(n)
-			}
-		}
-	}
+	keys := nameKeys{cache: c.cache, names: names}
 	for gi := range c.dgroups {
 		g := &c.dgroups[gi]
 		if !s.asks(gi, check) {
@@ -116,7 +107,7 @@ func (s *Session) Ask(check Check, name string) error {
 				c.log.Debug("name not asked of a domain list", "check", check.String(), "list", g.name, "reason", nameError(n, tooLongForZone).Error())
 				continue
 			}
-			s.ask(gi, n, sums[k], check, cacheNow)
+			s.ask(gi, &keys, k, check)
 		}
 	}
 	if old != ([2]string{}) {
@@ -170,12 +161,41 @@ func (s *Session) find(gi int, name string) int {
 	return -1
 }
 
-// ask looks name up in domain group gi for check: an answer the session
-// has already got serves again, a cached one is taken at once, else DNS is
-// asked in the background. sum is the name's part of its cache key and
-// cacheNow the cache's clock (both unset without a cache).
-func (s *Session) ask(gi int, name string, sum [16]byte, check Check, cacheNow uint32) {
+// nameKeys are an Ask's names with what their cache lookups share: each
+// name's hash and the cache's clock, worked out when first needed, once
+// for every zone. A name the session already has an answer for needs
+// neither.
+type nameKeys struct {
+	cache   *Cache
+	names   [2]string
+	sums    [2][16]byte
+	hashed  [2]bool
+	now     uint32
+	clocked bool
+}
+
+// key is the cache key of name i in zone.
+func (k *nameKeys) key(zone uint32, i int) keyName {
+	if !k.hashed[i] {
+		k.sums[i], k.hashed[i] = k.cache.nameSum(k.names[i]), true
+	}
+	return keyName{zone: zone, sum: k.sums[i]}
+}
+
+// clock is the cache's clock, read once.
+func (k *nameKeys) clock() uint32 {
+	if !k.clocked {
+		k.now, k.clocked = k.cache.clock(), true
+	}
+	return k.now
+}
+
+// ask looks name i of keys up in domain group gi for check: an answer the
+// session has already got serves again, a cached one is taken at once,
+// else DNS is asked in the background.
+func (s *Session) ask(gi int, keys *nameKeys, i int, check Check) {
 	c := s.c
+	name := keys.names[i]
 	s.mu.Lock()
 	if k := s.find(gi, name); k >= 0 {
 		lk := &s.lookups[k]
@@ -202,8 +222,8 @@ func (s *Session) ask(gi int, name string, sum [16]byte, check Check, cacheNow u
 	if c.cache != nil {
 		// Under s.mu (the cache never takes it), so that a cached answer
 		// is recorded with the lookup in one step.
-		key = keyName{zone: g.zoneID, sum: sum}
-		if e, ok := c.cache.getName(key, cacheNow); ok {
+		key = keys.key(g.zoneID, i)
+		if e, ok := c.cache.getName(key, keys.clock()); ok {
 			a := e.answer()
 			if c.needTXT(g, active, &a) {
 				if txt, ok := c.cache.getNameTXT(key); ok {

@@ -55,19 +55,28 @@ type Session struct {
 	lookups []nameLookup
 	nextID  uint32
 
-	// The common case fits inline, saving an allocation: up to 4 lists
-	// and 2 domain groups. (Larger buffers cost more in zeroing and
-	// garbage collection than the allocation they save.) A session with
-	// domain lists is a namedSession instead, with room for more.
-	resultBuf  [4]Result
+	// dActiveBuf is dActive's room for the common case of up to 2
+	// domain groups.
 	dActiveBuf [2]uint64
 }
+
+// ipSession is a Session of an IP-only configuration of up to 4 lists,
+// with its results in the same allocation. (Larger buffers cost more in
+// zeroing and garbage collection than the allocation they save.)
+type ipSession struct {
+	Session
+	results [ipResults]Result
+}
+
+// ipResults is how many list entries an ipSession has room for.
+const ipResults = 4
 
 // namedSession is a Session with domain lists, allocated in one piece
 // with room for the results of an IP-and-domain configuration and for the
 // name lookups of a HELO name and a sender domain in two zones, so that
 // such a session costs one allocation as an IP-only one does. An IP-only
-// session does not pay for the room.
+// session does not pay for the room, nor a namedSession for an
+// ipSession's.
 type namedSession struct {
 	Session
 	results [namedResults]Result
@@ -88,9 +97,10 @@ func (c *Checker) Start(ip netip.Addr) *Session {
 		s = &ns.Session
 		s.v.Results = ns.results[:n]
 		s.lookups = ns.lookups[:0]
-	case n <= len(s.resultBuf):
-		s = &Session{}
-		s.v.Results = s.resultBuf[:n]
+	case n <= ipResults:
+		is := &ipSession{}
+		s = &is.Session
+		s.v.Results = is.results[:n]
 	default:
 		s = &Session{v: Verdict{Results: make([]Result, n)}}
 	}
@@ -335,7 +345,7 @@ func (s *Session) finish(d Decision, settled bool, score int) Verdict {
 	}
 	v.Duration = 0
 	if settled {
-		v.Duration = c.now().Sub(s.mark)
+		v.Duration = c.since(s.mark)
 	}
 	if settled && !s.reported {
 		s.reported = true
