@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+
+	"github.com/rblmilter/rblmilter/rbl"
 )
 
 // The user documentation, relative to this package's directory.
@@ -172,5 +174,36 @@ func TestPolicyLevelsExampleParses(t *testing.T) {
 	}
 	if e, p := cfg.Engine, cfg.Policy; e.Threshold != 3 || e.TagThreshold != 1 || !p.ResultsHeader || len(p.ListReplies) != 3 || p.ListReplies[0].Reply == "" {
 		t.Errorf("the example gives threshold %d, tag_threshold %d, results_header %v, list replies %q", e.Threshold, e.TagThreshold, p.ResultsHeader, p.ListReplies)
+	}
+}
+
+// The README's domain-lists example is accepted by the parser and means
+// what the README says: DBL asked about the client, HELO and sender
+// names, ZRD about HELO and sender with a DQS key.
+func TestReadmeDomainListsExampleParses(t *testing.T) {
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(raw), "\n## Domain lists\n")
+	_, rest, hasBlock := strings.Cut(section, "\n```toml\n")
+	if !ok || !hasBlock {
+		t.Fatal("README.md has no \"Domain lists\" section with a ```toml block")
+	}
+	example, _, _ := strings.Cut(rest, "\n```")
+	cfg, err := parseConfig([]byte("resolvers = [\"127.0.0.1\"]\n"+example), testParseEnv())
+	if err != nil {
+		t.Fatalf("the example:\n%s\nis refused:\n%v", example, err)
+	}
+	lists := cfg.Engine.Lists
+	if len(lists) != 2 {
+		t.Fatalf("the example gives %d lists, want DBL and ZRD", len(lists))
+	}
+	dbl, zrd := lists[0], lists[1]
+	if dbl.Type != rbl.DomainList || dbl.Checks != rbl.Checks(rbl.CheckClient, rbl.CheckHelo, rbl.CheckSender) || dbl.Key != "" || dbl.Weight != 3 {
+		t.Errorf("DBL: type %v, checks %v, key %q, weight %d", dbl.Type, dbl.Checks, dbl.Key, dbl.Weight)
+	}
+	if zrd.Type != rbl.DomainList || zrd.Checks != rbl.Checks(rbl.CheckHelo, rbl.CheckSender) || zrd.Key == "" || zrd.Weight != 2 {
+		t.Errorf("ZRD: type %v, checks %v, key %q, weight %d", zrd.Type, zrd.Checks, zrd.Key, zrd.Weight)
 	}
 }
