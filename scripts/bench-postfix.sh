@@ -20,6 +20,11 @@
 #           measured against
 #   A0, A0-unix  A and A-unix served by another rblmilter binary
 #           (BENCH_BASELINE): before and after a change, in the same run
+#   A-dom   A with a domain list (dbl.test) asked about the HELO name and
+#           the sender's domain too: the milter stays in the session for
+#           HELO and MAIL (near setup only)
+#   C-dom   C with reject_rhsbl_helo and reject_rhsbl_sender dbl.test:
+#           Postfix's own way of asking the domain list (near setup only)
 #
 # Everything runs in a network namespace the script creates: Postfix on
 # 192.0.2.25 and [2001:db8::25], the filters and rbldnsd on 127.0.0.1, and
@@ -27,7 +32,9 @@
 # session (a local route makes 198.18.0.0/15 and 2001:2::/48 bindable):
 # listed clients from 198.18.0.0/16 and 2001:2:0:1::/64, which both lists
 # list (bl2.test only the lower half of the IPv4 range), clean ones from
-# 198.19.0.0/16 and 2001:2::/64. Postfix's resolver (reject_rbl_client,
+# 198.19.0.0/16 and 2001:2::/64. Every session shows the same clean HELO
+# name and sender (milterbench smtp's defaults), which dbl.test does not
+# list. Postfix's resolver (reject_rbl_client,
 # postscreen's dnsblog) and rblmilter ask 127.0.0.1:53 in the namespace.
 #
 # Per configuration it reports where a listed client is refused and how
@@ -56,8 +63,8 @@
 #             warm pool): rblmilter's CPU profile, allocations per session
 #             (from its Go runtime counters) and, for every milter, system
 #             calls per session (strace -c), into $BENCH_DIR/profile
-#   -only     configurations to run (default D,A,A-unix,C,B,B1,N,R,R-unix; quick:
-#             without B1)
+#   -only     configurations to run (default D,A,A-unix,C,B,B1,N,R,R-unix,A-dom,C-dom;
+#             quick: without B1)
 #   -setups   DNS setups to run (default near,far,cache)
 #   -hold     set up (near DNS) and keep everything running, without any
 #             run, until interrupted: for profiling by hand. The addresses,
@@ -110,8 +117,8 @@ if [ -n "$BASELINE" ] && [ ! -x "$BASELINE" ]; then
 	exit 2
 fi
 if [ -z "$ONLY" ]; then
-	ONLY="D,A,A-unix,C,B,B1,N,R,R-unix"
-	[ "$QUICK" = 1 ] && ONLY="D,A,A-unix,C,B,N,R,R-unix"
+	ONLY="D,A,A-unix,C,B,B1,N,R,R-unix,A-dom,C-dom"
+	[ "$QUICK" = 1 ] && ONLY="D,A,A-unix,C,B,N,R,R-unix,A-dom,C-dom"
 	[ -n "$BASELINE" ] && ONLY+=",A0,A0-unix"
 fi
 
@@ -214,7 +221,10 @@ printf ':127.0.0.2:%s\n127.0.0.2\n198.18.0.0/16\n' "$TXT1" >"$ZDIR/bl4"
 printf ':127.0.0.2:%s\n::ffff:7f00:2\n2001:2:0:1::/64\n' "$TXT1" >"$ZDIR/bl6"
 printf ':127.0.0.3:%s\n127.0.0.2\n198.18.0.0/17\n' "$TXT2" >"$ZDIR/bl24"
 printf ':127.0.0.3:%s\n::ffff:7f00:2\n2001:2:0:1::/64\n' "$TXT2" >"$ZDIR/bl26"
-ZONES=(bl.test:ip4set:bl4 bl.test:ip6trie:bl6 bl2.test:ip4set:bl24 bl2.test:ip6trie:bl26)
+# The domain list lists one name, which no session shows: it is there to
+# be asked, as Spamhaus DBL is about every clean HELO name and sender.
+printf ':127.0.1.2:Listed by dbl.test\nlisted.example\n' >"$ZDIR/dbl"
+ZONES=(bl.test:ip4set:bl4 bl.test:ip6trie:bl6 bl2.test:ip4set:bl24 bl2.test:ip6trie:bl26 dbl.test:dnset:dbl)
 RBLDNSD_STATS=$ZDIR/stats
 
 # rbldnsd_start ADDR/PORT starts rbldnsd in the namespace; it writes its
@@ -252,14 +262,20 @@ LISTED_NETS=198.18.0.0/16,2001:2:0:1::/64
 mkdir -p "$OUT/sock"
 chmod 755 "$OUT/sock"
 # The rblmilter daemons: name -> binary, listen address, metrics port.
-declare -A RBL_BIN=([rblmilter-inet]=$RBL [rblmilter-unix]=$RBL)
-declare -A RBL_LISTEN=([rblmilter-inet]=inet:127.0.0.1:8890 [rblmilter-unix]=unix:$RBL_SOCK)
-declare -A RBL_METRICS=([rblmilter-inet]=9890 [rblmilter-unix]=9891)
+declare -A RBL_BIN=([rblmilter-inet]=$RBL [rblmilter-unix]=$RBL [rblmilter-dom]=$RBL)
+declare -A RBL_LISTEN=([rblmilter-inet]=inet:127.0.0.1:8890 [rblmilter-unix]=unix:$RBL_SOCK [rblmilter-dom]=inet:127.0.0.1:8896)
+declare -A RBL_METRICS=([rblmilter-inet]=9890 [rblmilter-unix]=9891 [rblmilter-dom]=9896)
 if [ -n "$BASELINE" ]; then
 	RBL_BIN+=([baseline-inet]=$BASELINE [baseline-unix]=$BASELINE)
 	RBL_LISTEN+=([baseline-inet]=inet:127.0.0.1:8893 [baseline-unix]=unix:$RBL0_SOCK)
 	RBL_METRICS+=([baseline-inet]=9893 [baseline-unix]=9894)
 fi
+
+# domain_list NAME prints the domain list entry of the daemon NAME (A-dom's).
+domain_list() {
+	[ "$1" = rblmilter-dom ] || return 0
+	printf '\n[[list]]\nzone = "dbl.test"\nname = "Bench DBL"\ntype = "domain"\nchecks = ["helo", "sender"]\nmonitor = false\n'
+}
 
 # rblmilter_config NAME writes $OUT/NAME.toml.
 rblmilter_config() {
@@ -278,6 +294,7 @@ monitor = false
 zone = "bl2.test"
 name = "Bench List 2"
 monitor = false
+$(domain_list "$1")
 
 [metrics]
 listen = "127.0.0.1:${RBL_METRICS[$1]}"
@@ -318,8 +335,8 @@ filters_start() {
 
 #### Postfix ####
 # Listener ports, one per configuration.
-declare -A PORT=([D]=2525 [A]=2526 [A-unix]=2527 [C]=2528 [N]=2529 [B]=2530 [B1]=2531 [A0]=2532 [A0-unix]=2533 [R-unix]=2534 [R]=2535)
-declare -A FILTER=([A]=rblmilter-inet [A-unix]=rblmilter-unix [N]=null [A0]=baseline-inet [A0-unix]=baseline-unix [R-unix]=null-refuse [R]=null-refuse-inet)
+declare -A PORT=([D]=2525 [A]=2526 [A-unix]=2527 [C]=2528 [N]=2529 [B]=2530 [B1]=2531 [A0]=2532 [A0-unix]=2533 [R-unix]=2534 [R]=2535 [A-dom]=2536 [C-dom]=2537)
+declare -A FILTER=([A]=rblmilter-inet [A-unix]=rblmilter-unix [N]=null [A0]=baseline-inet [A0-unix]=baseline-unix [R-unix]=null-refuse [R]=null-refuse-inet [A-dom]=rblmilter-dom)
 mkdir -p "$PF/conf" "$PF/queue" "$PF/data"
 chown postfix:postfix "$PF/data"
 # The milter settings of contrib/postfix/main.cf, as shipped, with the
@@ -367,7 +384,9 @@ bench_milters_baseline_unix = ${contrib_milters//inet:127.0.0.1:8890/unix:$RBL0_
 bench_milters_null = ${contrib_milters//inet:127.0.0.1:8890/inet:$NULL_INET}
 bench_milters_refuse = ${contrib_milters//inet:127.0.0.1:8890/unix:$NULLR_SOCK}
 bench_milters_refuse_inet = ${contrib_milters//inet:127.0.0.1:8890/inet:$NULLR_INET}
+bench_milters_dom = ${contrib_milters//inet:127.0.0.1:8890/${RBL_LISTEN[rblmilter-dom]}}
 bench_rbl_restrictions = permit_mynetworks, reject_unauth_destination, reject_rbl_client bl.test, reject_rbl_client bl2.test
+bench_rhsbl_restrictions = \$bench_rbl_restrictions, reject_rhsbl_helo dbl.test, reject_rhsbl_sender dbl.test
 postscreen_dnsbl_sites = bl.test, bl2.test
 postscreen_dnsbl_action = enforce
 EOF
@@ -390,6 +409,10 @@ ${PORT[A0]}     inet  n       -       n       -       -       smtpd
   -o smtpd_milters=\$bench_milters_baseline_inet
 ${PORT[A0-unix]} inet n       -       n       -       -       smtpd
   -o smtpd_milters=\$bench_milters_baseline_unix
+${PORT[A-dom]}  inet  n       -       n       -       -       smtpd
+  -o smtpd_milters=\$bench_milters_dom
+${PORT[C-dom]}  inet  n       -       n       -       -       smtpd
+  -o smtpd_recipient_restrictions=\$bench_rhsbl_restrictions
 ${PORT[B]}      inet  n       -       n       -       1       postscreen
   -o postscreen_cache_map=btree:\$data_directory/postscreen_b
 ${PORT[B1]}     inet  n       -       n       -       1       postscreen
@@ -610,9 +633,9 @@ fi
 # configs_in SETUP prints the configurations the setup runs.
 configs_in() {
 	local c
-	for c in D A A-unix A0 A0-unix C B B1 N R R-unix; do
+	for c in D A A-unix A0 A0-unix C B B1 N R R-unix A-dom C-dom; do
 		want "$c" || continue
-		case $1 in far | cache) case $c in B | B1 | N | R | R-unix) continue ;; esac ;; esac
+		case $1 in far | cache) case $c in B | B1 | N | R | R-unix | A-dom | C-dom) continue ;; esac ;; esac
 		echo "$c"
 	done
 }
@@ -632,7 +655,7 @@ for setup in near far cache; do
 		# between them; in the cache setup, unbound is, so there all
 		# configurations draw from one sequence. Postscreen's cache
 		# outlives the round, so its sequence never starts over.
-		for c in D A A-unix A0 A0-unix C N R R-unix shared; do OFFSET[$c]=$POOL; done
+		for c in D A A-unix A0 A0-unix C N R R-unix A-dom C-dom shared; do OFFSET[$c]=$POOL; done
 		SHARED_OFFSETS=0
 		[ "$setup" = cache ] && SHARED_OFFSETS=1
 		# Rotate the order every round, so that a drifting load on the
@@ -822,9 +845,16 @@ for setup in near far cache; do
 	pair "the same, unix socket, c=20 cold" 20 cold "$FILTERCPU" A-unix A0-unix
 	pair "CPU per session, Postfix + this build / Postfix + the baseline, inet, c=20 warm" 20 warm "$CPU1000" A A0
 	pair "the same, unix socket" 20 warm "$CPU1000" A-unix A0-unix
+	pair "CPU per session, Postfix + rblmilter with the HELO and sender domain list / Postfix + rblmilter with IP lists only, inet, c=20 cold" 20 cold "$CPU1000" A-dom A
+	pair "the same, warm" 20 warm "$CPU1000" A-dom A
+	pair "rblmilter's own CPU per session, with the domain list / IP lists only, c=20 cold" 20 cold "$FILTERCPU" A-dom A
+	pair "the same, warm" 20 warm "$FILTERCPU" A-dom A
+	pair "CPU per session, Postfix + rblmilter with the domain list / Postfix + reject_rbl_client + reject_rhsbl_helo + reject_rhsbl_sender, c=20 cold" 20 cold "$CPU1000" A-dom C-dom
+	pair "the same, warm" 20 warm "$CPU1000" A-dom C-dom
+	pair "sessions/s, rblmilter with the domain list / reject_rbl_client + reject_rhsbl_*, c=20 cold" 20 cold .sessions_per_s A-dom C-dom
 	echo >>"$SUMMARY"
 done
-if [ -d "$OUT/profile" ]; then
+if [ "$PROFILE" = 1 ] && [ -d "$OUT/profile" ]; then
 	{
 		echo "## Profiles (near setup, cache hits, c=20)"
 		echo
