@@ -9,7 +9,7 @@ import (
 // budget is a lookup's whole-connection deadline as a context whose clock
 // is read and whose timer starts only when someone asks: Deadline reads
 // the clock, Done and Err start the timer too. The engine asks only when
-// it has to wait for DNS, a few microseconds into the stage; a decision
+// it has to wait for DNS, right after the stage began; a decision
 // served from the cache never does, and context.WithTimeout would cost
 // every such decision a clock reading, a timer, its allocations and a
 // turn on the Server-wide parent's lock. BenchmarkConnectCacheHit shows

@@ -154,24 +154,33 @@ func TestReadmeExampleConfigParses(t *testing.T) {
 	}
 }
 
-// The policy-levels example of docs/configuration.md is accepted by the
-// parser and means what the page says: reject at 3, tag at 1, every
-// message stamped, Spamhaus' own reply.
-func TestPolicyLevelsExampleParses(t *testing.T) {
-	raw, err := os.ReadFile("../../docs/configuration.md")
+// sectionExample returns the first ```toml block of the section headed
+// heading (a whole "## ..." line) in page, parsed with a resolver added:
+// the examples leave the resolvers to the reader.
+func sectionExample(t *testing.T, page, heading string) *daemonConfig {
+	t.Helper()
+	raw, err := os.ReadFile("../../" + page)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, ok := strings.Cut(string(raw), "\n## Example: tag at 1, reject at 3")
+	_, section, ok := strings.Cut(string(raw), "\n"+heading+"\n")
 	_, rest, hasBlock := strings.Cut(section, "\n```toml\n")
 	if !ok || !hasBlock {
-		t.Fatal("docs/configuration.md has no \"Example: tag at 1, reject at 3\" section with a ```toml block")
+		t.Fatalf("%s has no %q section with a ```toml block", page, heading)
 	}
 	example, _, _ := strings.Cut(rest, "\n```")
 	cfg, err := parseConfig([]byte("resolvers = [\"127.0.0.1\"]\n"+example), testParseEnv())
 	if err != nil {
-		t.Fatalf("the example:\n%s\nis refused:\n%v", example, err)
+		t.Fatalf("%s, %s: the example:\n%s\nis refused:\n%v", page, heading, example, err)
 	}
+	return cfg
+}
+
+// The policy-levels example of docs/configuration.md is accepted by the
+// parser and means what the page says: reject at 3, tag at 1, every
+// message stamped, Spamhaus' own reply.
+func TestPolicyLevelsExampleParses(t *testing.T) {
+	cfg := sectionExample(t, "docs/configuration.md", "## Example: tag at 1, reject at 3 (for sites running rspamd)")
 	if e, p := cfg.Engine, cfg.Policy; e.Threshold != 3 || e.TagThreshold != 1 || !p.ResultsHeader || len(p.ListReplies) != 3 || p.ListReplies[0].Reply == "" {
 		t.Errorf("the example gives threshold %d, tag_threshold %d, results_header %v, list replies %q", e.Threshold, e.TagThreshold, p.ResultsHeader, p.ListReplies)
 	}
@@ -181,20 +190,7 @@ func TestPolicyLevelsExampleParses(t *testing.T) {
 // what the README says: DBL asked about the client, HELO and sender
 // names, ZRD about HELO and sender with a DQS key.
 func TestReadmeDomainListsExampleParses(t *testing.T) {
-	raw, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(raw), "\n## Domain lists\n")
-	_, rest, hasBlock := strings.Cut(section, "\n```toml\n")
-	if !ok || !hasBlock {
-		t.Fatal("README.md has no \"Domain lists\" section with a ```toml block")
-	}
-	example, _, _ := strings.Cut(rest, "\n```")
-	cfg, err := parseConfig([]byte("resolvers = [\"127.0.0.1\"]\n"+example), testParseEnv())
-	if err != nil {
-		t.Fatalf("the example:\n%s\nis refused:\n%v", example, err)
-	}
+	cfg := sectionExample(t, "README.md", "## Domain lists")
 	lists := cfg.Engine.Lists
 	if len(lists) != 2 {
 		t.Fatalf("the example gives %d lists, want DBL and ZRD", len(lists))
