@@ -162,38 +162,42 @@ func clientNames(host string, macros map[string]string) (verified, ptr string) {
 // for them when wait), and answers: a refusal or ACCEPT once it is
 // settled, CONTINUE while later names could still change it.
 func (s *session) decide(st smtpStage, wait bool) gomilter.Response {
-	pl := &s.gen.plan
-	var v rbl.Verdict
 	var b *budget
 	if wait {
 		b = newBudget(s.srv.lifetime, s.gen.policy.Timeout)
 		defer b.release()
-		v = s.lookups.Verdict(b, pl.open(st))
+	}
+	if !s.settle(st, b) {
+		return gomilter.RespContinue
+	}
+	final := st < atMail || s.lookups.Settled(s.gen.plan.lasting(st))
+	return s.respond(b, s.out, final)
+}
+
+// settle takes the decision at stage st into s.out and logs it, waiting
+// for the answers within budget b, or, with b nil, on the answers that
+// are in. It reports false while the decision is still open.
+func (s *session) settle(st smtpStage, b *budget) bool {
+	open := s.gen.plan.open(st)
+	var v rbl.Verdict
+	if b != nil {
+		v = s.lookups.Verdict(b, open)
 	} else {
 		// Most HELOs leave the decision open (a sender is still to
 		// come): Settled says so without building a verdict's results.
-		if !s.lookups.Settled(pl.open(st)) {
-			return gomilter.RespContinue
+		if !s.lookups.Settled(open) {
+			return false
 		}
-		v = s.lookups.Peek(pl.open(st))
+		v = s.lookups.Peek(open)
 	}
 	if !v.Settled {
-		return gomilter.RespContinue
+		return false
 	}
 	s.verdict = v
 	s.decided = outcome{result: ResultOf(v.Decision), verdict: &s.verdict}
 	s.out = &s.decided
 	s.logDecision(s.out, st)
-	final := st < atMail || s.lookups.Settled(pl.lasting(st))
-	return s.respond(b, s.out, final)
-}
-
-// await returns the decision at RCPT TO, waiting for every lookup.
-func (s *session) await() *outcome {
-	if s.lookups != nil {
-		s.decide(atRcpt, true)
-	}
-	return s.out
+	return true
 }
 
 // respond turns an outcome into the milter reply: a refusal, or, for a
@@ -316,9 +320,17 @@ func (s *session) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response
 	return s.decide(atMail, true), nil
 }
 
+// RcptTo delivers the decision at stage = "rcpt", waiting for every
+// answer; the reply's TXT record is fetched within the same budget.
 func (s *session) RcptTo(rcpt string, _ *gomilter.Modifier) (gomilter.Response, error) {
 	p := &s.gen.policy
-	o := s.await()
+	var b *budget
+	if s.lookups != nil {
+		b = newBudget(s.srv.lifetime, p.Timeout)
+		defer b.release()
+		s.settle(atRcpt, b)
+	}
+	o := s.out
 	if o == nil {
 		return gomilter.RespContinue, nil
 	}
@@ -335,7 +347,7 @@ func (s *session) RcptTo(rcpt string, _ *gomilter.Modifier) (gomilter.Response, 
 			return gomilter.RespContinue, nil
 		}
 	}
-	return s.respond(nil, o, false), nil
+	return s.respond(b, o, false), nil
 }
 
 // isExempt matches a recipient against exempt_recipients: a bare local
