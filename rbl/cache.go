@@ -44,10 +44,9 @@ type Cache struct {
 	cfg   CacheConfig
 	now   func() time.Time
 	epoch time.Time
-	// realClock: now is time.Now, so that the clock can be read from
-	// the monotonic clock alone (time.Since), the cheaper half of
-	// time.Now: every lookup reads it.
-	realClock bool
+	// since reads the time elapsed from now's clock (see sinceFor):
+	// every lookup reads it.
+	since func(time.Time) time.Duration
 
 	// IPv4 answers get their own LRU with an 8-byte key: most traffic is
 	// IPv4 and the smaller key keeps each entry in a smaller size class.
@@ -125,11 +124,11 @@ func NewCache(cfg CacheConfig, now func() time.Time) (*Cache, error) {
 	if cfg.MinTTL > cfg.MaxTTL {
 		return nil, fmt.Errorf("cache: min_ttl %s is greater than max_ttl %s", cfg.MinTTL, cfg.MaxTTL)
 	}
-	realClock := now == nil
-	if realClock {
+	since := sinceFor(now)
+	if now == nil {
 		now = time.Now
 	}
-	c := &Cache{cfg: cfg, now: now, realClock: realClock, epoch: now(), zones: make(map[string]uint32),
+	c := &Cache{cfg: cfg, now: now, since: since, epoch: now(), zones: make(map[string]uint32),
 		nameSeed: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
 	var err error
 	if c.v4, err = lru.New[key4, cacheEntry](cfg.Size); err != nil {
@@ -179,14 +178,19 @@ func (c *Cache) zoneID(zone string) uint32 {
 	return id
 }
 
+// sinceFor returns how the time elapsed since a moment is read from the
+// clock now: nil is the real clock, read from its monotonic half alone
+// (time.Since), which costs less than time.Now reads both halves.
+func sinceFor(now func() time.Time) func(time.Time) time.Duration {
+	if now == nil {
+		return time.Since
+	}
+	return func(t time.Time) time.Duration { return now().Sub(t) }
+}
+
 // clock returns the current time in whole seconds since the epoch.
 func (c *Cache) clock() uint32 {
-	var d time.Duration
-	if c.realClock {
-		d = time.Since(c.epoch)
-	} else {
-		d = c.now().Sub(c.epoch)
-	}
+	d := c.since(c.epoch)
 	if d < 0 {
 		return 0
 	}

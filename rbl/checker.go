@@ -25,12 +25,12 @@ type Checker struct {
 	resolver Resolver
 	cache    *Cache
 	now      func() time.Time
-	// realClock: now is time.Now (see since).
-	realClock bool
-	log       *slog.Logger
-	obs       Observer
-	health    Health
-	budget    *Budget
+	// since reads the time elapsed from now's clock (see sinceFor).
+	since  func(time.Time) time.Duration
+	log    *slog.Logger
+	obs    Observer
+	health Health
+	budget *Budget
 
 	// groups are the IP lists' query zones, dgroups the domain lists'.
 	groups, dgroups []group
@@ -124,8 +124,9 @@ func NewChecker(cfg Config, opts Options) (*Checker, error) {
 		health:   opts.Health,
 		budget:   opts.Budget,
 	}
+	c.since = sinceFor(c.now)
 	if c.now == nil {
-		c.now, c.realClock = time.Now, true
+		c.now = time.Now
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -396,14 +397,4 @@ func (c *Checker) query(g *group, name string, peek func() (cacheEntry, bool), p
 		return &a, nil
 	})
 	return *v.(*answer)
-}
-
-// since is the time elapsed since t, read from the monotonic clock alone
-// (time.Since, the cheaper half of time.Now) unless the clock is
-// injected.
-func (c *Checker) since(t time.Time) time.Duration {
-	if c.realClock {
-		return time.Since(t)
-	}
-	return c.now().Sub(t)
 }
